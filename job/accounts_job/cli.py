@@ -1,0 +1,73 @@
+"""The `accounts-job` command line: a thin layer over `accounts_job.process`.
+
+Each command lives in its own module under `commands/`; this module only assembles them
+and turns fatal errors into one line on stderr and a documented exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from . import __version__
+from .errors import EXIT_SOFTWARE, JobError
+
+app = typer.Typer(
+    name="accounts-job",
+    help="Turn a CSV of client transactions into exact account balances.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print one clear line on stderr and return the Exit to raise."""
+    print(f"accounts-job: error: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+def guarded(debug: bool, action: Callable[[], T]) -> T:
+    """Run `action`; fatal errors become one line and an exit status, tracebacks only with
+    --debug."""
+    try:
+        return action()
+    except JobError as e:
+        if debug:
+            traceback.print_exc()
+        raise fail(str(e), e.exit_code) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", 130) from None
+    except Exception as e:
+        if debug:
+            raise
+        raise fail(
+            f"unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+            EXIT_SOFTWARE,
+        ) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"accounts-job {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Turn a CSV of client transactions into exact account balances."""
+
+
+# Commands register themselves on `app` when imported.
+from .commands import run as _run  # noqa: E402, F401

@@ -1,0 +1,92 @@
+"""`accounts-job run`: one file in, the accounts out."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..cli import app, guarded
+from ..engine import DEFAULT_BATCH_SIZE, process
+from ..errors import UsageError
+from ..output import AtomicFile, RejectsWriter, format_for, write_accounts_to, write_accounts
+from ..progress import progress_bar
+
+
+@app.command()
+def run(
+    input: Annotated[Path, typer.Argument(help="The transactions CSV.", show_default=False)],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the accounts here (.csv or .parquet) instead of CSV on stdout.",
+        ),
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="Output format, csv or parquet; overrides --out's suffix."),
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every rejected row here (.csv or .parquet): line, reason, raw line."
+        ),
+    ] = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option(help="Write the run's summary here as JSON."),
+    ] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(min=1, help="Lines per batch: memory per batch versus overhead per batch."),
+    ] = DEFAULT_BATCH_SIZE,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")
+    ] = False,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks of fatal errors.")] = False,
+) -> None:
+    """Compute every client's account from INPUT.
+
+    Exit status: 0 when the run completed (rejected rows or not), 2 for a usage error,
+    65 when INPUT has no usable header, 66 when INPUT is missing or unreadable, 73 when
+    an output cannot be written, 74 when reading INPUT failed part way, 70 for a bug.
+    """
+
+    def go() -> None:
+        fmt = format_for(out if out is not None else "stdout.csv", format)
+        if out is None and fmt != "csv":
+            raise UsageError("parquet output needs --out PATH; stdout takes CSV only")
+        # Open every output first: a path that cannot be written fails before the work.
+        accounts_file = AtomicFile(out) if out is not None else None
+        summary_file = AtomicFile(summary) if summary is not None else None
+        rejects_writer = RejectsWriter(rejects) if rejects is not None else None
+        pending = [f for f in (accounts_file, summary_file, rejects_writer) if f is not None]
+        try:
+            with progress_bar(input, enabled=not quiet and sys.stderr.isatty()) as progress:
+                result = process(
+                    input,
+                    batch_size=batch_size,
+                    rejects_to=rejects_writer,
+                    keep_rejects=False,
+                    progress=progress,
+                )
+            if accounts_file is not None:
+                write_accounts_to(result.accounts, accounts_file.tmp, fmt)
+            if summary_file is not None:
+                summary_file.tmp.write_text(result.summary.to_json())
+        except BaseException:
+            for f in pending:
+                f.discard()
+            raise
+        for f in pending:
+            f.commit()
+        if out is None:
+            write_accounts(result.accounts, None)
+        if not quiet:
+            sys.stderr.write(result.summary.to_text())
+
+    guarded(debug, go)

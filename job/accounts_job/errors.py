@@ -1,0 +1,46 @@
+"""Fatal errors, each with the exit status the command line gives it.
+
+Rejected rows are data, not errors: nothing here is raised for a bad row. These are the
+conditions under which the job cannot produce a trustworthy answer at all. The statuses
+follow sysexits(3), so schedulers and shell scripts can tell the cases apart.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_USAGE = 2  # wrong option or argument (typer's own status for usage errors)
+EXIT_DATAERR = 65  # the input is not a transactions file: no usable header
+EXIT_NOINPUT = 66  # the input is missing or cannot be read
+EXIT_SOFTWARE = 70  # a bug: please report it with the --debug traceback
+EXIT_CANTCREAT = 73  # an output cannot be written
+EXIT_IOERR = 74  # reading the input failed part way
+
+
+class JobError(Exception):
+    """A fatal error: the run stops, no output appears, the CLI exits with `exit_code`."""
+
+    exit_code: int = EXIT_SOFTWARE
+
+
+class InputError(JobError):
+    """The input file is missing, unreadable, or failed while being read."""
+
+    exit_code = EXIT_NOINPUT
+
+
+class HeaderError(JobError):
+    """The input has no usable header line."""
+
+    exit_code = EXIT_DATAERR
+
+
+class OutputError(JobError):
+    """An output path cannot be written."""
+
+    exit_code = EXIT_CANTCREAT
+
+
+class UsageError(JobError):
+    """The options do not make sense together (for example an unknown output format)."""
+
+    exit_code = EXIT_USAGE

@@ -1,0 +1,95 @@
+"""Finding and reading the header line.
+
+SPEC.md: the header is the first non-blank line; names are trimmed, case-insensitive and in
+any order; `type`, `client` and `tx` are required, `amount` is optional, other columns are
+ignored. Anything else is a fatal error, not a reject, because without a header no row
+can be read at all.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HeaderError, InputError
+
+REQUIRED = ("type", "client", "tx")
+OPTIONAL = ("amount",)
+_BOM = b"\xef\xbb\xbf"
+# A header further down than this many bytes is not a header: the file is not ours.
+_MAX_LEADING_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Header:
+    """Where the columns are. Positions are 0-based; `amount` is -1 when absent."""
+
+    type: int
+    client: int
+    tx: int
+    amount: int
+    width: int  # number of fields in the header; a row may carry more only if they're empty
+    line_index: int  # 0-based physical line of the header; data starts on the next line
+    names: tuple[str, ...]
+
+
+def _is_blank(line: bytes) -> bool:
+    return not line.strip(b" \t\r")
+
+
+def parse_header_line(line: str, line_index: int = 0) -> Header:
+    """Map a header line's names to column positions, or raise HeaderError."""
+    fields = next(csv.reader([line], skipinitialspace=True), [])
+    names = tuple(f.strip(" \t").lower() for f in fields)
+    positions: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in REQUIRED or name in OPTIONAL:
+            if name in positions:
+                raise HeaderError(f"header names column {name!r} twice: {line.strip()!r}")
+            positions[name] = i
+    missing = [n for n in REQUIRED if n not in positions]
+    if missing:
+        raise HeaderError(
+            f"header lacks required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}: found {line.strip()!r} on line {line_index + 1}"
+        )
+    return Header(
+        type=positions["type"],
+        client=positions["client"],
+        tx=positions["tx"],
+        amount=positions.get("amount", -1),
+        width=len(names),
+        line_index=line_index,
+        names=names,
+    )
+
+
+def read_header(path: str | Path) -> Header:
+    """Read the first non-blank line of a local file and parse it as the header."""
+    try:
+        with open(path, "rb") as f:
+            consumed = 0
+            for index, raw in enumerate(f):
+                if index == 0 and raw.startswith(_BOM):
+                    raw = raw[len(_BOM) :]
+                consumed += len(raw)
+                if not _is_blank(raw):
+                    try:
+                        text = raw.decode("utf-8").rstrip("\r\n")
+                    except UnicodeDecodeError:
+                        raise HeaderError(
+                            f"header on line {index + 1} is not UTF-8 text"
+                        ) from None
+                    return parse_header_line(text, index)
+                if consumed > _MAX_LEADING_BYTES:
+                    break
+    except FileNotFoundError:
+        raise InputError(f"input not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"input is a directory, not a file: {path}") from None
+    except PermissionError:
+        raise InputError(f"input not readable (permission denied): {path}") from None
+    except OSError as e:
+        raise InputError(f"cannot read input {path}: {e.strerror or e}") from None
+    raise HeaderError(f"no header line: {path} is empty or blank")

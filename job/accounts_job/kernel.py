@@ -1,0 +1,233 @@
+"""The account aggregate: SPEC.md's sequential rules, compiled.
+
+Each well-formed row is a command on its client's account. The kernel walks a batch in
+file order, decides each command (the first failing check names the reject reason), and
+applies the accepted ones as events to the balances. State lives in plain arrays owned by
+`Ledger` (see ledger.py) and is carried from batch to batch, so the file never has to be
+in memory at once.
+
+What the rules must remember, and nothing more:
+- per client: available, held, and flags (has an account, locked): 65,536 slots;
+- which tx ids were claimed by a deposit or withdrawal row: a bitmap, grown to the largest
+  id seen (512 MiB at most, for the full u32 range);
+- the deposits and withdrawals that some later dispute, resolve or chargeback names: one
+  slot per such tx id, found by rank in the `referenced` bitmap built by a first pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .codes import (
+    ACCOUNT_LOCKED,
+    ALREADY_CHARGED_BACK,
+    ALREADY_DISPUTED,
+    APPLIED,
+    CLIENT_MISMATCH,
+    DEPOSIT,
+    DISPUTE,
+    DUPLICATE_TX,
+    INSUFFICIENT_FUNDS,
+    MAX_UNITS,
+    NONE,
+    NOT_DISPUTABLE,
+    NOT_DISPUTED,
+    OVERFLOW,
+    RESOLVE,
+    UNKNOWN_TX,
+    WITHDRAWAL,
+)
+
+# Account flags.
+EXISTS = np.uint8(1)
+LOCKED = np.uint8(2)
+
+# Slot states of a referenced tx.
+EMPTY = 0  # no accepted deposit or withdrawal with this id (yet)
+DEPOSITED = 1  # an accepted deposit, not under dispute
+DISPUTED = 2
+RESOLVED = 3  # disputed, then resolved: may be disputed again
+CHARGED_BACK = 4
+WITHDRAWN = 5  # an accepted withdrawal: it can be named, but not disputed
+
+# Largest bitmap: the full u32 range of tx ids, in 64-bit words.
+MAX_WORDS = 1 << 26
+
+
+@njit(cache=True)
+def _popcount(x):
+    # SWAR population count of a 64-bit word.
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@njit(cache=True)
+def grow_bitmap(bits, words):
+    """`bits`, or a copy zero-extended to at least `words` words (doubling, capped)."""
+    if words <= bits.size:
+        return bits
+    size = max(words, min(2 * bits.size, MAX_WORDS))
+    out = np.zeros(size, dtype=np.uint64)
+    out[: bits.size] = bits
+    return out
+
+
+@njit(cache=True)
+def mark_referenced(kinds, txs, referenced):
+    """First pass: set the bit of every tx id named by a dispute, resolve or chargeback.
+
+    Returns the bitmap, grown if this batch named a larger id than before.
+    """
+    top = -1
+    for i in range(kinds.size):
+        if kinds[i] >= DISPUTE and np.int64(txs[i]) > top:
+            top = np.int64(txs[i])
+    referenced = grow_bitmap(referenced, (top >> 6) + 1)
+    for i in range(kinds.size):
+        if kinds[i] >= DISPUTE:
+            t = np.uint64(txs[i])
+            referenced[t >> np.uint64(6)] |= np.uint64(1) << (t & np.uint64(63))
+    return referenced
+
+
+@njit(cache=True)
+def rank_index(referenced):
+    """Per word, the number of set bits before it: slot of tx t = rank + bits below t."""
+    rank = np.empty(referenced.size + 1, dtype=np.int64)
+    total = 0
+    for w in range(referenced.size):
+        rank[w] = total
+        total += _popcount(referenced[w])
+    rank[referenced.size] = total
+    return rank
+
+
+@njit(cache=True)
+def _slot(tx, referenced, rank):
+    """Slot of a referenced tx id, or -1 if no later row names it."""
+    t = np.uint64(tx)
+    w = np.int64(t >> np.uint64(6))
+    if w >= referenced.size:
+        return -1
+    bit = np.uint64(1) << (t & np.uint64(63))
+    word = referenced[w]
+    if word & bit == 0:
+        return -1
+    return rank[w] + np.int64(_popcount(word & (bit - np.uint64(1))))
+
+
+@njit(cache=True)
+def apply_batch(
+    kinds,
+    clients,
+    txs,
+    amounts,
+    status,
+    available,
+    held,
+    flags,
+    claimed,
+    referenced,
+    rank,
+    slot_client,
+    slot_amount,
+    slot_state,
+):
+    """Decide and apply every well-formed row of a batch, in order.
+
+    `status` comes in as the parser left it (0 for well-formed rows) and leaves with each
+    row's outcome: APPLIED or the reject reason. For accepted disputes, resolves and
+    chargebacks, `amounts` gets the referenced deposit's amount, so the events of the
+    batch carry what moved. Returns `claimed`, grown if this batch claimed a larger id.
+    """
+    top = -1
+    for i in range(kinds.size):
+        if (kinds[i] == DEPOSIT or kinds[i] == WITHDRAWAL) and np.int64(txs[i]) > top:
+            top = np.int64(txs[i])
+    claimed = grow_bitmap(claimed, (top >> 6) + 1)
+
+    for i in range(kinds.size):
+        kind = kinds[i]
+        if kind == NONE:
+            continue  # blank or malformed: not a command, names no account
+        c = clients[i]
+        flags[c] |= EXISTS
+        if flags[c] & LOCKED:
+            status[i] = ACCOUNT_LOCKED
+            continue
+        tx = txs[i]
+
+        if kind == DEPOSIT or kind == WITHDRAWAL:
+            t = np.uint64(tx)
+            w = t >> np.uint64(6)
+            bit = np.uint64(1) << (t & np.uint64(63))
+            if claimed[w] & bit:
+                status[i] = DUPLICATE_TX
+                continue
+            claimed[w] |= bit  # claimed when read, whatever happens next
+            a = amounts[i]
+            if kind == DEPOSIT:
+                total = available[c] + held[c]
+                if total > 0 and a > MAX_UNITS - total:
+                    status[i] = OVERFLOW
+                    continue
+                available[c] += a
+                new_state = DEPOSITED
+            else:
+                if available[c] < a:
+                    status[i] = INSUFFICIENT_FUNDS
+                    continue
+                available[c] -= a
+                new_state = WITHDRAWN
+            status[i] = APPLIED
+            s = _slot(tx, referenced, rank)
+            if s >= 0:
+                slot_client[s] = c
+                slot_amount[s] = a
+                slot_state[s] = new_state
+            continue
+
+        # dispute, resolve, chargeback: find the referenced tx.
+        s = _slot(tx, referenced, rank)
+        if s < 0 or slot_state[s] == EMPTY:
+            status[i] = UNKNOWN_TX
+            continue
+        if slot_client[s] != c:
+            status[i] = CLIENT_MISMATCH
+            continue
+        state = slot_state[s]
+        if state == WITHDRAWN:
+            status[i] = NOT_DISPUTABLE
+            continue
+        a = slot_amount[s]
+        if kind == DISPUTE:
+            if state == DISPUTED:
+                status[i] = ALREADY_DISPUTED
+                continue
+            if state == CHARGED_BACK:
+                status[i] = ALREADY_CHARGED_BACK
+                continue
+            if a > MAX_UNITS - held[c]:
+                # Held may not pass the int64 range either: nothing ever wraps.
+                status[i] = OVERFLOW
+                continue
+            available[c] -= a
+            held[c] += a
+            slot_state[s] = DISPUTED
+        else:
+            if state != DISPUTED:
+                status[i] = NOT_DISPUTED
+                continue
+            held[c] -= a
+            if kind == RESOLVE:
+                available[c] += a
+                slot_state[s] = RESOLVED
+            else:
+                slot_state[s] = CHARGED_BACK
+                flags[c] |= LOCKED
+        amounts[i] = a
+        status[i] = APPLIED
+    return claimed

@@ -1,0 +1,170 @@
+"""Writing results: accounts and rejects, as CSV or Parquet, whole or not at all.
+
+Every file is written to a temporary name in its own folder and renamed into place only
+when the run succeeded, so a reader (or the next night's job) never sees half a file.
+The temporary file is created before any work starts, so an unwritable path fails in a
+second, not after an hour of reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Literal
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import OutputError, UsageError
+
+Format = Literal["csv", "parquet"]
+_SUFFIXES: dict[str, Format] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+REJECTS_SCHEMA = pa.schema([("line", pa.uint64()), ("reason", pa.string()), ("raw", pa.string())])
+
+
+def format_for(path: str | Path, override: str | None = None) -> Format:
+    """The output format: `override` if given, else from the file suffix."""
+    if override is not None:
+        if override not in ("csv", "parquet"):
+            raise UsageError(f"unknown format {override!r}: use csv or parquet")
+        return override  # type: ignore[return-value]
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise UsageError(
+            f"cannot tell the format of {path} from its suffix: "
+            "name it .csv or .parquet, or pass --format"
+        )
+    return _SUFFIXES[suffix]
+
+
+class AtomicFile:
+    """A temporary file beside `path`, renamed onto it by `commit`, removed by `discard`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        folder = self.path.parent
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+        except FileNotFoundError:
+            raise OutputError(f"cannot write {path}: folder {folder} does not exist") from None
+        except OSError as e:
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        os.close(fd)
+        if self.path.is_dir():
+            os.unlink(tmp)
+            raise OutputError(f"cannot write {path}: it is a directory")
+        self.tmp = Path(tmp)
+
+    def commit(self) -> None:
+        try:
+            os.chmod(self.tmp, 0o666 & ~_umask())
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.discard()
+            raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def units_to_text(units: pl.Expr) -> pl.Expr:
+    """int64 units of 0.0001 as text with exactly four places: 1.5000, -0.2500. Exact."""
+    magnitude = units.abs()
+    return pl.concat_str(
+        pl.when(units < 0).then(pl.lit("-")).otherwise(pl.lit("")),
+        (magnitude // 10_000).cast(pl.String),
+        pl.lit("."),
+        (magnitude % 10_000).cast(pl.String).str.zfill(4),
+    )
+
+
+def accounts_csv_frame(accounts: pl.DataFrame) -> pl.DataFrame:
+    """The accounts with amounts rendered as SPEC.md's four-place text."""
+    amounts = ("available", "held", "total")
+    # Decimal(38, 4) -> its unscaled integer: multiply by 10^4 stays exact in decimals.
+    return accounts.with_columns(
+        units_to_text((pl.col(c) * 10_000).cast(pl.Int64)).alias(c) for c in amounts
+    )
+
+
+def write_accounts_csv(accounts: pl.DataFrame, out: IO[str] | IO[bytes] | str | Path) -> None:
+    accounts_csv_frame(accounts).write_csv(out)
+
+
+def write_accounts(
+    accounts: pl.DataFrame, path: str | Path | None, fmt: Format | None = None
+) -> None:
+    """Write the accounts table to `path` (atomically), or as CSV to stdout if None."""
+    if path is None:
+        sys.stdout.write(accounts_csv_frame(accounts).write_csv())
+        sys.stdout.flush()
+        return
+    fmt = fmt or format_for(path)
+    target = AtomicFile(path)
+    try:
+        write_accounts_to(accounts, target.tmp, fmt)
+    except BaseException:
+        target.discard()
+        raise
+    target.commit()
+
+
+def write_accounts_to(accounts: pl.DataFrame, path: Path, fmt: Format) -> None:
+    if fmt == "csv":
+        write_accounts_csv(accounts, path)
+    else:
+        pq.write_table(accounts.to_arrow(), path)
+
+
+class RejectsWriter:
+    """Streams rejected rows to a file batch by batch, so they never pile up in memory."""
+
+    def __init__(self, path: str | Path, fmt: Format | None = None) -> None:
+        self.format = fmt or format_for(path)
+        self.file = AtomicFile(path)
+        self._parquet: pq.ParquetWriter | None = None
+        self._csv: IO[bytes] | None = None
+        if self.format == "parquet":
+            self._parquet = pq.ParquetWriter(self.file.tmp, REJECTS_SCHEMA)
+        else:
+            self._csv = open(self.file.tmp, "wb")  # noqa: SIM115 - closed in close()
+            self._csv.write(b"line,reason,raw\n")
+
+    def write(self, rejects: pl.DataFrame) -> None:
+        if rejects.height == 0:
+            return
+        if self._parquet is not None:
+            table = rejects.to_arrow().cast(REJECTS_SCHEMA)
+            self._parquet.write_table(table)
+        else:
+            assert self._csv is not None
+            rejects.write_csv(self._csv, include_header=False)
+
+    def _close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        if self._csv is not None:
+            self._csv.close()
+            self._csv = None
+
+    def commit(self) -> None:
+        self._close()
+        self.file.commit()
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self._close()
+        self.file.discard()

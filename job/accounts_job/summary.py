@@ -1,0 +1,78 @@
+"""What a run did, in counts: the same figures for people (stderr) and programs (JSON)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .codes import APPLIED, BLANK, KIND_NAMES, REASON_NAMES
+
+
+@dataclass
+class Summary:
+    """Counts of a run. Always: rows_read == applied + rejected + blank_lines."""
+
+    input: str = ""
+    input_bytes: int = 0
+    rows_read: int = 0
+    applied: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KIND_NAMES.values(), 0))
+    rejected: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(REASON_NAMES.values(), 0)
+    )
+    blank_lines: int = 0
+    accounts: int = 0
+    locked_accounts: int = 0
+    seconds: float = 0.0
+    version: str = __version__
+
+    @property
+    def applied_total(self) -> int:
+        return sum(self.applied.values())
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+    def count_batch(self, kinds: np.ndarray, status: np.ndarray) -> None:
+        """Add one decided batch: every row is applied, rejected, or blank."""
+        self.rows_read += int(status.size)
+        by_status = np.bincount(status, minlength=256)
+        self.blank_lines += int(by_status[BLANK])
+        for code, name in REASON_NAMES.items():
+            self.rejected[name] += int(by_status[code])
+        applied_kinds = np.bincount(kinds[status == APPLIED], minlength=len(KIND_NAMES) + 1)
+        for code, name in KIND_NAMES.items():
+            self.applied[name] += int(applied_kinds[code])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["applied_total"] = self.applied_total
+        d["rejected_total"] = self.rejected_total
+        d["rows_per_second"] = round(self.rows_per_second, 1)
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def to_text(self) -> str:
+        """A short human report, one fact a line."""
+        lines = [
+            f"rows read        {self.rows_read:>14,}",
+            f"  applied        {self.applied_total:>14,}   "
+            + ", ".join(f"{k} {v:,}" for k, v in self.applied.items() if v),
+            f"  rejected       {self.rejected_total:>14,}   "
+            + ", ".join(f"{k} {v:,}" for k, v in self.rejected.items() if v),
+            f"  blank lines    {self.blank_lines:>14,}",
+            f"accounts         {self.accounts:>14,}   locked {self.locked_accounts:,}",
+            f"time             {self.seconds:>13.2f}s   {self.rows_per_second:,.0f} rows/s",
+        ]
+        return "\n".join(line.rstrip() for line in lines) + "\n"
