@@ -46,7 +46,7 @@ def guarded(debug: bool, action: Callable[[], T]) -> T:
         raise fail("interrupted", 130) from None
     except Exception as e:
         if debug:
-            raise
+            traceback.print_exc()
         raise fail(
             f"unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)",
             EXIT_SOFTWARE,

@@ -28,14 +28,14 @@ from .ledger import Ledger
 from .output import RejectsWriter
 from .parse import parse_lines
 from .reader import LineBatch, iter_line_batches
+from .references import referenced_tx_ids
 from .summary import Summary
 
-DEFAULT_BATCH_SIZE = 1 << 20
+# Lines per batch. Polars' own buffers dominate memory; at this size they stay flat.
+DEFAULT_BATCH_SIZE = 1 << 18
 
 REASON = pl.Enum(list(REASON_NAMES.values()))
-_REASON_BY_CODE = np.array(
-    [REASON_NAMES.get(code, "") for code in range(256)], dtype=object
-)
+_REASON_BY_CODE = np.array([REASON_NAMES.get(code, "") for code in range(256)], dtype=object)
 
 # Progress callback: (pass name, bytes done in this batch).
 Progress = Callable[[str, int], None]
@@ -90,9 +90,7 @@ def parse_batch(batch: LineBatch, header: Header) -> ParsedBatch:
     return ParsedBatch(batch, kinds, clients, txs, amounts, status)
 
 
-def parsed_batches(
-    path: str | Path, header: Header, batch_size: int
-) -> Iterator[ParsedBatch]:
+def parsed_batches(path: str | Path, header: Header, batch_size: int) -> Iterator[ParsedBatch]:
     for batch in iter_line_batches(path, header.line_index + 1, batch_size):
         yield parse_batch(batch, header)
 
@@ -139,11 +137,13 @@ def process(
     summary.rows_read = summary.blank_lines = header.line_index
 
     ledger = Ledger()
-    for parsed in parsed_batches(path, header, batch_size):
-        ledger.mark_referenced(parsed.kinds, parsed.txs)
-        if progress:
-            progress("references", parsed.lines.nbytes)
-    ledger.open_slots()
+    referenced = referenced_tx_ids(
+        path,
+        header,
+        ledger.referenced,
+        (lambda nbytes: progress("references", nbytes)) if progress else None,
+    )
+    ledger.open_slots(referenced)
 
     kept: list[pl.DataFrame] = []
     for parsed in parsed_batches(path, header, batch_size):

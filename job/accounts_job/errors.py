@@ -28,6 +28,12 @@ class InputError(JobError):
     exit_code = EXIT_NOINPUT
 
 
+class ReadError(InputError):
+    """Reading the input failed part way, after it was opened."""
+
+    exit_code = EXIT_IOERR
+
+
 class HeaderError(JobError):
     """The input has no usable header line."""
 

@@ -35,7 +35,7 @@ class Header:
 
 
 def _is_blank(line: bytes) -> bool:
-    return not line.strip(b" \t\r")
+    return not line.strip(b" \t\r\n")
 
 
 def parse_header_line(line: str, line_index: int = 0) -> Header:
@@ -78,9 +78,7 @@ def read_header(path: str | Path) -> Header:
                     try:
                         text = raw.decode("utf-8").rstrip("\r\n")
                     except UnicodeDecodeError:
-                        raise HeaderError(
-                            f"header on line {index + 1} is not UTF-8 text"
-                        ) from None
+                        raise HeaderError(f"header on line {index + 1} is not UTF-8 text") from None
                     return parse_header_line(text, index)
                 if consumed > _MAX_LEADING_BYTES:
                     break

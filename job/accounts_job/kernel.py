@@ -76,21 +76,17 @@ def grow_bitmap(bits, words):
 
 
 @njit(cache=True)
-def mark_referenced(kinds, txs, referenced):
-    """First pass: set the bit of every tx id named by a dispute, resolve or chargeback.
-
-    Returns the bitmap, grown if this batch named a larger id than before.
-    """
+def set_bits(bits, ids):
+    """Set the bit of every non-negative id in `ids`; returns `bits`, grown as needed."""
     top = -1
-    for i in range(kinds.size):
-        if kinds[i] >= DISPUTE and np.int64(txs[i]) > top:
-            top = np.int64(txs[i])
-    referenced = grow_bitmap(referenced, (top >> 6) + 1)
-    for i in range(kinds.size):
-        if kinds[i] >= DISPUTE:
-            t = np.uint64(txs[i])
-            referenced[t >> np.uint64(6)] |= np.uint64(1) << (t & np.uint64(63))
-    return referenced
+    for i in range(ids.size):
+        top = max(top, ids[i])
+    bits = grow_bitmap(bits, (top >> 6) + 1)
+    for i in range(ids.size):
+        if ids[i] >= 0:
+            t = np.uint64(ids[i])
+            bits[t >> np.uint64(6)] |= np.uint64(1) << (t & np.uint64(63))
+    return bits
 
 
 @njit(cache=True)

@@ -1,8 +1,8 @@
 """The state the rules carry from row to row, and the projection of it into accounts.
 
 `Ledger` owns the arrays the compiled kernel updates. It is built in two steps: the first
-pass over the file marks which tx ids are referenced at all; `open_slots` then sizes one
-slot per referenced id. The second pass feeds batches to `apply`.
+pass over the file finds which tx ids are referenced at all (references.py);
+`open_slots` then sizes one slot per referenced id. The second pass feeds batches to `apply`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow as pa
 
 from .codes import SCALE
-from .kernel import EXISTS, LOCKED, apply_batch, mark_referenced, rank_index
+from .kernel import EXISTS, LOCKED, apply_batch, rank_index
 
 N_CLIENTS = 1 << 16
 
@@ -38,15 +38,11 @@ class Ledger:
         self.held = np.zeros(N_CLIENTS, dtype=np.int64)
         self.flags = np.zeros(N_CLIENTS, dtype=np.uint8)
         self.claimed = np.zeros(1, dtype=np.uint64)
-        self.referenced = np.zeros(1, dtype=np.uint64)
-        self.open_slots()
+        self.open_slots(np.zeros(1, dtype=np.uint64))
 
-    def mark_referenced(self, kinds: np.ndarray, txs: np.ndarray) -> None:
-        """First pass: remember the tx ids this batch's disputes, resolves, chargebacks name."""
-        self.referenced = mark_referenced(kinds, txs, self.referenced)
-
-    def open_slots(self) -> None:
-        """Size one slot per referenced tx id; call after the first pass."""
+    def open_slots(self, referenced: np.ndarray) -> None:
+        """Size one slot per tx id set in `referenced`, the first pass's bitmap."""
+        self.referenced = referenced
         self.rank = rank_index(self.referenced)
         n = int(self.rank[-1])
         self.slot_client = np.zeros(n, dtype=np.uint16)

@@ -18,13 +18,16 @@ def progress_bar(path: Path, enabled: bool) -> Iterator[Progress | None]:
         yield None
         return
     # Imported here: a cron run never pays for rich.
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
-        Progress as RichProgress,
         TextColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
+    )
+    from rich.progress import (
+        Progress as RichProgress,
     )
 
     try:
@@ -37,6 +40,7 @@ def progress_bar(path: Path, enabled: bool) -> Iterator[Progress | None]:
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),
         transient=True,
     ) as bar:
         tasks = {name: bar.add_task(label, total=size) for name, label in _PASSES.items()}

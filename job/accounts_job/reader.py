@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from .errors import InputError
+from .errors import ReadError
 
 
 @dataclass
@@ -80,15 +80,13 @@ def _to_batch(df: pl.DataFrame, first_line: int) -> LineBatch:
         # Nulls carry no bytes; make sure their offsets say so (blank line).
         valid = np.asarray(arr.is_valid())
         if not valid.all():
-            raise InputError("internal: null line in reader output")
+            raise ReadError("internal: null line in reader output")
     rest = df.get_column("rest")
     has_nul = (rest.is_not_null() & (rest.str.len_bytes() > 0)).to_numpy()
     return LineBatch(first_line, arr, offsets, data, has_nul)
 
 
-def iter_line_batches(
-    source: str | Path, skip_lines: int, batch_size: int
-) -> Iterator[LineBatch]:
+def iter_line_batches(source: str | Path, skip_lines: int, batch_size: int) -> Iterator[LineBatch]:
     """Yield the lines after the first `skip_lines`, `batch_size` lines at a time."""
     line = skip_lines + 1
     try:
@@ -99,4 +97,4 @@ def iter_line_batches(
             line += len(batch)
             yield batch
     except (pl.exceptions.ComputeError, OSError) as e:
-        raise InputError(f"reading {source} failed at or after line {line}: {e}") from e
+        raise ReadError(f"reading {source} failed at or after line {line}: {e}") from e

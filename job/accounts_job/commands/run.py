@@ -11,7 +11,7 @@ import typer
 from ..cli import app, guarded
 from ..engine import DEFAULT_BATCH_SIZE, process
 from ..errors import UsageError
-from ..output import AtomicFile, RejectsWriter, format_for, write_accounts_to, write_accounts
+from ..output import AtomicFile, RejectsWriter, format_for, write_accounts, write_accounts_to
 from ..progress import progress_bar
 
 
@@ -28,7 +28,9 @@ def run(
     ] = None,
     format: Annotated[
         str | None,
-        typer.Option("--format", "-f", help="Output format, csv or parquet; overrides --out's suffix."),
+        typer.Option(
+            "--format", "-f", help="Output format, csv or parquet; overrides --out's suffix."
+        ),
     ] = None,
     rejects: Annotated[
         Path | None,
@@ -60,12 +62,22 @@ def run(
         fmt = format_for(out if out is not None else "stdout.csv", format)
         if out is None and fmt != "csv":
             raise UsageError("parquet output needs --out PATH; stdout takes CSV only")
-        # Open every output first: a path that cannot be written fails before the work.
-        accounts_file = AtomicFile(out) if out is not None else None
-        summary_file = AtomicFile(summary) if summary is not None else None
-        rejects_writer = RejectsWriter(rejects) if rejects is not None else None
-        pending = [f for f in (accounts_file, summary_file, rejects_writer) if f is not None]
+        # Check every format, then open every output: a path that cannot be written fails
+        # before the work, and whatever was opened is removed again.
+        if rejects is not None:
+            format_for(rejects)
+        pending: list[AtomicFile | RejectsWriter] = []
         try:
+            accounts_file = summary_file = rejects_writer = None
+            if out is not None:
+                accounts_file = AtomicFile(out)
+                pending.append(accounts_file)
+            if summary is not None:
+                summary_file = AtomicFile(summary)
+                pending.append(summary_file)
+            if rejects is not None:
+                rejects_writer = RejectsWriter(rejects)
+                pending.append(rejects_writer)
             with progress_bar(input, enabled=not quiet and sys.stderr.isatty()) as progress:
                 result = process(
                     input,

@@ -1,0 +1,127 @@
+"""The first pass: which tx ids does any dispute, resolve or chargeback name?
+
+The rules only need to remember a deposit if some row will ask about it later. This pass
+finds those tx ids, so the second pass keeps one slot per referenced deposit instead of
+one per deposit in the file.
+
+It has to be cheap: it reads the file in large blocks straight into a reused buffer and
+looks at each line just enough to know whether it could be a dispute, resolve or
+chargeback; only those lines get the full parser. The answer may be a superset (a line
+the second pass rejects costs one unused slot) but never misses a row the second pass
+accepts, because both passes use the same line parser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from numba import njit, prange
+
+from .codes import DISPUTE
+from .errors import ReadError
+from .header import Header
+from .kernel import set_bits
+from .parse import QUOTE, is_blank, parse_line
+
+BLOCK_BYTES = 32 << 20
+_NEWLINE = 10
+
+
+@njit(cache=True, inline="always")
+def _maybe_reference(data, start, end) -> bool:
+    """Could this line's first field read as dispute, resolve or chargeback?"""
+    p = start
+    while p < end and is_blank(data[p]):
+        p += 1
+    if p < end and data[p] == QUOTE:
+        p += 1
+        while p < end and is_blank(data[p]):
+            p += 1
+    if p >= end:
+        return False
+    c = data[p] | 32  # ASCII lowercase
+    if c == 114 or c == 99:  # r, c
+        return True
+    # d: dispute, not deposit
+    return c == 100 and p + 1 < end and (data[p + 1] | 32) == 105
+
+
+@njit(cache=True, parallel=True)
+def _referenced_in_block(
+    data, starts, ends, type_first, col_type, col_client, col_tx, col_amount, ncols, out
+):
+    """For each line of a block: the tx id it references, or -1."""
+    for i in prange(starts.size):
+        s = starts[i]
+        e = ends[i]
+        out[i] = -1
+        if type_first and not _maybe_reference(data, s, e):
+            continue
+        status, kind, _, tx, _ = parse_line(
+            data, s, e, col_type, col_client, col_tx, col_amount, ncols
+        )
+        if status == 0 and kind >= DISPUTE:
+            out[i] = tx
+
+
+def referenced_tx_ids(
+    path: str | Path,
+    header: Header,
+    referenced: np.ndarray,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Mark, in the `referenced` bitmap, every tx id the file's references name.
+
+    Returns the bitmap, grown as needed.
+    """
+    buf = np.empty(BLOCK_BYTES, dtype=np.uint8)
+    filled = 0  # bytes in buf, a partial line carried from the block before included
+    try:
+        with open(path, "rb", buffering=0) as f:
+            # Skip the header line and everything before it.
+            for _ in range(header.line_index + 1):
+                f.readline()
+            at_end = False
+            while not at_end:
+                got = f.readinto(memoryview(buf)[filled:])
+                at_end = got == 0
+                filled += got
+                block = buf[:filled]
+                newlines = np.flatnonzero(block == _NEWLINE)
+                if at_end and filled and (newlines.size == 0 or newlines[-1] != filled - 1):
+                    # The last line lacks its line end.
+                    newlines = np.append(newlines, filled)
+                if newlines.size == 0:
+                    if filled == buf.size:  # a line longer than the buffer: grow it
+                        buf = np.concatenate([buf, np.empty_like(buf)])
+                    continue
+                ends = newlines.astype(np.int64)
+                starts = np.empty_like(ends)
+                starts[0] = 0
+                starts[1:] = ends[:-1] + 1
+                out = np.empty(ends.size, dtype=np.int64)
+                _referenced_in_block(
+                    block,
+                    starts,
+                    ends,
+                    header.type == 0,
+                    header.type,
+                    header.client,
+                    header.tx,
+                    header.amount,
+                    header.width,
+                    out,
+                )
+                referenced = set_bits(referenced, out)
+                consumed = min(int(ends[-1]) + 1, filled)
+                if progress:
+                    progress(consumed)
+                # Carry the partial last line to the front of the buffer.
+                rest = filled - consumed
+                buf[:rest] = buf[consumed:filled]
+                filled = rest
+    except OSError as e:
+        raise ReadError(f"reading {path} failed: {e.strerror or e}") from e
+    return referenced
