@@ -28,7 +28,7 @@ from .ledger import Ledger
 from .output import RejectsWriter
 from .parse import parse_lines
 from .reader import LineBatch, iter_line_batches
-from .references import referenced_tx_ids
+from .references import first_pass
 from .summary import Summary
 
 # Lines per batch. Polars' own buffers dominate memory; at this size they stay flat.
@@ -62,7 +62,9 @@ class ParsedBatch:
     status: np.ndarray
 
 
-def parse_batch(batch: LineBatch, header: Header) -> ParsedBatch:
+def parse_batch(
+    batch: LineBatch, header: Header, nul_lines: np.ndarray | None = None
+) -> ParsedBatch:
     n = len(batch)
     kinds = np.empty(n, dtype=np.uint8)
     clients = np.empty(n, dtype=np.uint16)
@@ -83,16 +85,20 @@ def parse_batch(batch: LineBatch, header: Header) -> ParsedBatch:
         amounts,
         status,
     )
-    if batch.has_nul.any():
-        nul = batch.has_nul & (status != BLANK)
-        status[nul] = MALFORMED_ROW
-        kinds[nul] = NONE
+    if nul_lines is not None and nul_lines.size:
+        # Lines holding a NUL byte, as the first pass found them: not text we accept.
+        lo, hi = np.searchsorted(nul_lines, [batch.first_line, batch.first_line + n])
+        rows = nul_lines[lo:hi] - batch.first_line
+        status[rows] = MALFORMED_ROW
+        kinds[rows] = NONE
     return ParsedBatch(batch, kinds, clients, txs, amounts, status)
 
 
-def parsed_batches(path: str | Path, header: Header, batch_size: int) -> Iterator[ParsedBatch]:
+def parsed_batches(
+    path: str | Path, header: Header, batch_size: int, nul_lines: np.ndarray | None = None
+) -> Iterator[ParsedBatch]:
     for batch in iter_line_batches(path, header.line_index + 1, batch_size):
-        yield parse_batch(batch, header)
+        yield parse_batch(batch, header, nul_lines)
 
 
 def rejects_frame(parsed: ParsedBatch) -> pl.DataFrame:
@@ -137,16 +143,16 @@ def process(
     summary.rows_read = summary.blank_lines = header.line_index
 
     ledger = Ledger()
-    referenced = referenced_tx_ids(
+    first = first_pass(
         path,
         header,
         ledger.referenced,
         (lambda nbytes: progress("references", nbytes)) if progress else None,
     )
-    ledger.open_slots(referenced)
+    ledger.open_slots(first.referenced)
 
     kept: list[pl.DataFrame] = []
-    for parsed in parsed_batches(path, header, batch_size):
+    for parsed in parsed_batches(path, header, batch_size, first.nul_lines):
         ledger.apply(parsed.kinds, parsed.clients, parsed.txs, parsed.amounts, parsed.status)
         summary.count_batch(parsed.kinds, parsed.status)
         if rejects_to is not None or keep_rejects:

@@ -8,7 +8,6 @@ can be read at all.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from .errors import HeaderError, InputError
 REQUIRED = ("type", "client", "tx")
 OPTIONAL = ("amount",)
 _BOM = b"\xef\xbb\xbf"
+_BLANKS = " \t"
 # A header further down than this many bytes is not a header: the file is not ours.
 _MAX_LEADING_BYTES = 1 << 20
 
@@ -38,10 +38,49 @@ def _is_blank(line: bytes) -> bool:
     return not line.strip(b" \t\r\n")
 
 
+def split_fields(line: str, line_index: int = 0) -> list[str]:
+    """Split a line into trimmed fields by the same rules the row parser applies.
+
+    Commas separate fields; a field may be double-quoted (a doubled quote inside is a
+    quote); spaces and tabs are trimmed outside and inside the quotes.
+    """
+    fields: list[str] = []
+    pos, end = 0, len(line)
+    while True:
+        while pos < end and line[pos] in _BLANKS:
+            pos += 1
+        if pos < end and line[pos] == '"':
+            value: list[str] = []
+            pos += 1
+            while True:
+                close = line.find('"', pos)
+                if close < 0:
+                    raise HeaderError(f"header on line {line_index + 1} has an unclosed quote")
+                value.append(line[pos:close])
+                if line.startswith('"', close + 1):
+                    value.append('"')
+                    pos = close + 2
+                    continue
+                pos = close + 1
+                break
+            while pos < end and line[pos] in _BLANKS:
+                pos += 1
+            if pos < end and line[pos] != ",":
+                raise HeaderError(f"header on line {line_index + 1} has text after a closing quote")
+            fields.append("".join(value).strip(_BLANKS))
+        else:
+            comma = line.find(",", pos)
+            stop = end if comma < 0 else comma
+            fields.append(line[pos:stop].strip(_BLANKS))
+            pos = stop
+        if pos >= end:
+            return fields
+        pos += 1  # the comma; a trailing one opens one more, empty, field
+
+
 def parse_header_line(line: str, line_index: int = 0) -> Header:
     """Map a header line's names to column positions, or raise HeaderError."""
-    fields = next(csv.reader([line], skipinitialspace=True), [])
-    names = tuple(f.strip(" \t").lower() for f in fields)
+    names = tuple(name.lower() for name in split_fields(line, line_index))
     positions: dict[str, int] = {}
     for i, name in enumerate(names):
         if name in REQUIRED or name in OPTIONAL:

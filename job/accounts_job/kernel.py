@@ -151,19 +151,22 @@ def apply_batch(
             continue  # blank or malformed: not a command, names no account
         c = clients[i]
         flags[c] |= EXISTS
-        if flags[c] & LOCKED:
-            status[i] = ACCOUNT_LOCKED
-            continue
         tx = txs[i]
 
         if kind == DEPOSIT or kind == WITHDRAWAL:
+            # A deposit or withdrawal row claims its tx id when read, whatever happens
+            # next: even on a locked account.
             t = np.uint64(tx)
             w = t >> np.uint64(6)
             bit = np.uint64(1) << (t & np.uint64(63))
-            if claimed[w] & bit:
+            was_claimed = claimed[w] & bit
+            claimed[w] |= bit
+            if flags[c] & LOCKED:
+                status[i] = ACCOUNT_LOCKED
+                continue
+            if was_claimed:
                 status[i] = DUPLICATE_TX
                 continue
-            claimed[w] |= bit  # claimed when read, whatever happens next
             a = amounts[i]
             if kind == DEPOSIT:
                 total = available[c] + held[c]
@@ -186,6 +189,9 @@ def apply_batch(
                 slot_state[s] = new_state
             continue
 
+        if flags[c] & LOCKED:
+            status[i] = ACCOUNT_LOCKED
+            continue
         # dispute, resolve, chargeback: find the referenced tx.
         s = _slot(tx, referenced, rank)
         if s < 0 or slot_state[s] == EMPTY:

@@ -36,6 +36,7 @@ from .codes import (
 _SPACE = 32
 _TAB = 9
 _CR = 13
+_LF = 10
 _COMMA = 44
 QUOTE = 34
 _DOT = 46
@@ -194,8 +195,8 @@ def parse_line(data, start, end, col_type, col_client, col_tx, col_amount, ncols
     is judged, because a row with extra non-empty fields is `malformed_row` whatever its
     values hold (SPEC.md's reasons go row shape, type, client, tx, amount).
     """
-    # Trailing CR of a CRLF line end, if the reader left it; then: is the line blank?
-    while end > start and (data[end - 1] == _CR or is_blank(data[end - 1])):
+    # The line end (LF or CRLF), if the reader left it; then: is the line blank?
+    while end > start and (data[end - 1] == _LF or data[end - 1] == _CR or is_blank(data[end - 1])):
         end -= 1
     pos = start
     while pos < end and is_blank(data[pos]):

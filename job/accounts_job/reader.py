@@ -32,7 +32,6 @@ class LineBatch:
     lines: pa.LargeStringArray  # the raw lines, for the rejects output
     offsets: np.ndarray  # int64, len n+1: line i is data[offsets[i]:offsets[i+1]]
     data: np.ndarray  # uint8 view of the Arrow bytes buffer
-    has_nul: np.ndarray  # bool: the line held a NUL byte and text after it
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -48,12 +47,13 @@ def scan_lines(source: str | Path, skip_lines: int = 0) -> pl.LazyFrame:
     return pl.scan_csv(
         source,
         has_header=False,
-        # NUL cannot be a field separator in any text file we accept; a line holding
-        # one arrives cut there, with the rest in the `rest` column, and is rejected.
+        # NUL stands in for the separator: no text file we accept holds one. A line that
+        # does arrives cut at its first NUL; the first pass (references.py) lists such
+        # lines and the engine rejects them.
         separator="\x00",
         quote_char=None,
-        schema={"line": pl.String, "rest": pl.String},
-        missing_columns="insert",
+        schema={"line": pl.String},
+        extra_columns="ignore",
         truncate_ragged_lines=True,
         empty_string_is_null=False,
         encoding="utf8-lossy",
@@ -81,9 +81,7 @@ def _to_batch(df: pl.DataFrame, first_line: int) -> LineBatch:
         valid = np.asarray(arr.is_valid())
         if not valid.all():
             raise ReadError("internal: null line in reader output")
-    rest = df.get_column("rest")
-    has_nul = (rest.is_not_null() & (rest.str.len_bytes() > 0)).to_numpy()
-    return LineBatch(first_line, arr, offsets, data, has_nul)
+    return LineBatch(first_line, arr, offsets, data)
 
 
 def iter_line_batches(source: str | Path, skip_lines: int, batch_size: int) -> Iterator[LineBatch]:

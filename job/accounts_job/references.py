@@ -14,6 +14,7 @@ accepts, because both passes use the same line parser.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,18 +67,33 @@ def _referenced_in_block(
             out[i] = tx
 
 
-def referenced_tx_ids(
+@dataclass
+class FirstPass:
+    """What the first pass learned: referenced tx ids, and lines holding a NUL byte."""
+
+    referenced: np.ndarray  # bitmap of tx ids named by disputes, resolves, chargebacks
+    nul_lines: np.ndarray  # sorted 1-based line numbers of lines that hold a NUL byte
+
+
+def first_pass(
     path: str | Path,
     header: Header,
     referenced: np.ndarray,
     progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """Mark, in the `referenced` bitmap, every tx id the file's references name.
+) -> FirstPass:
+    """Scan the file once: mark in `referenced` (grown as needed) every tx id the file's
+    disputes, resolves and chargebacks name, and note the lines that hold a NUL byte.
 
-    Returns the bitmap, grown as needed.
+    NUL bytes: the second pass reads lines through Polars, which stops a line at a NUL
+    (it stands in for the field separator there, see reader.py). Such a line is not text
+    we accept, so the first pass, which sees the raw bytes, lists it, and the second pass
+    rejects it as `malformed_row`. Looking costs one memchr per block.
     """
-    buf = np.empty(BLOCK_BYTES, dtype=np.uint8)
+    raw = bytearray(BLOCK_BYTES)
+    buf = np.frombuffer(raw, dtype=np.uint8)
     filled = 0  # bytes in buf, a partial line carried from the block before included
+    line = header.line_index + 2  # 1-based number of the first line in buf
+    nul_lines: list[int] = []
     try:
         with open(path, "rb", buffering=0) as f:
             # Skip the header line and everything before it.
@@ -85,7 +101,7 @@ def referenced_tx_ids(
                 f.readline()
             at_end = False
             while not at_end:
-                got = f.readinto(memoryview(buf)[filled:])
+                got = f.readinto(memoryview(raw)[filled:])
                 at_end = got == 0
                 filled += got
                 block = buf[:filled]
@@ -94,8 +110,10 @@ def referenced_tx_ids(
                     # The last line lacks its line end.
                     newlines = np.append(newlines, filled)
                 if newlines.size == 0:
-                    if filled == buf.size:  # a line longer than the buffer: grow it
-                        buf = np.concatenate([buf, np.empty_like(buf)])
+                    if filled == len(raw):  # a line longer than the buffer: grow it
+                        del buf, block
+                        raw = raw + bytearray(len(raw))
+                        buf = np.frombuffer(raw, dtype=np.uint8)
                     continue
                 ends = newlines.astype(np.int64)
                 starts = np.empty_like(ends)
@@ -116,6 +134,12 @@ def referenced_tx_ids(
                 )
                 referenced = set_bits(referenced, out)
                 consumed = min(int(ends[-1]) + 1, filled)
+                nul = raw.find(0, 0, consumed)
+                while nul >= 0:
+                    index = int(np.searchsorted(ends, nul))
+                    nul_lines.append(line + index)
+                    nul = raw.find(0, int(ends[index]) + 1, consumed)
+                line += ends.size
                 if progress:
                     progress(consumed)
                 # Carry the partial last line to the front of the buffer.
@@ -124,4 +148,4 @@ def referenced_tx_ids(
                 filled = rest
     except OSError as e:
         raise ReadError(f"reading {path} failed: {e.strerror or e}") from e
-    return referenced
+    return FirstPass(referenced, np.array(nul_lines, dtype=np.int64))

@@ -1,0 +1,286 @@
+"""Property tests: the engine agrees with the reference model on generated files.
+
+The generator favours what makes the rules interesting: a handful of clients (0 and 65535
+among them) and tx ids, so duplicates, forward and cross-client references, re-disputes
+and chargebacks (locked accounts) are common; amounts near the int64 limit; and every
+input form SPEC.md allows, plus garbage. Each file runs at several batch sizes, which puts
+batch boundaries between a deposit and the rows that name it.
+
+Set HYPOTHESIS_PROFILE=thorough for many more examples.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+from accounts_job.engine import DEFAULT_BATCH_SIZE
+from accounts_job.errors import HeaderError
+from helpers import run_path
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from model import MAX_UNITS, ModelHeaderError, simulate, split_lines
+
+settings.register_profile(
+    "quick", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE") or "quick")
+
+# Values, well formed and not. Repeats weight the draw.
+KINDS = ["deposit"] * 5 + ["withdrawal"] * 2 + ["withdraw"] + ["dispute"] * 3
+KINDS += ["resolve"] * 2 + ["chargeback"]
+BAD_KINDS = ["", "transfer", "deposits", "with draw", "d\u00e9p\u00f4t", "dep\udcffosit"]
+CLIENTS = ["1", "2", "0", "65535", "0002"]
+BAD_CLIENTS = ["65536", "-1", "+1", "", "x", "1.0", "\udcff"]
+TXS = ["1", "2", "3", "4", "5", "0", "63", "64", "1000", "0003"]
+BAD_TXS = ["4294967296", "-2", "", "t", "1e3"]
+AMOUNTS = ["1", "2.5", "0.0001", ".5", "5.", "1.50000", "10", "3.1415", "100", "0.9999"]
+BIG_AMOUNTS = ["922337203685477.5807", "461168601842738.7904", "922337203685477", "1" + "0" * 14]
+BAD_AMOUNTS = ["0", "0.0000", "-1", "+1", "1e3", "1.00001", "", ".", "abc", "1,000"]
+BAD_AMOUNTS += ["922337203685477.5808", "1 000", "\udcff"]
+JUNK = ["", "", " ", "note", "1,2", 'say "hi"', "\udcff", "\t"]
+PADS = ["", "", "", " ", "\t", " \t "]
+BLANKS = ["", " ", "\t", " \t ", "\r"]
+
+
+def case_styles():
+    return st.sampled_from([str.lower, str.lower, str.upper, str.title, str.swapcase])
+
+
+@st.composite
+def field(draw, value: str) -> str:
+    """One field as a partner might write it: padded, quoted or not."""
+    quoted = '"' in value or "," in value or draw(st.sampled_from([False, False, False, True]))
+    if quoted:
+        inner = draw(st.sampled_from(PADS))
+        value = '"' + inner + value.replace('"', '""') + inner + '"'
+    return draw(st.sampled_from(PADS)) + value + draw(st.sampled_from(PADS))
+
+
+@st.composite
+def header(draw) -> list[str]:
+    """The column names, in file order."""
+    names = ["type", "client", "tx"]
+    if draw(st.integers(1, 12)) > 1:
+        names.append("amount")
+    names += draw(st.lists(st.sampled_from(["note", "memo", "id"]), max_size=2, unique=True))
+    if draw(st.integers(1, 30)) == 1:  # unusable: a required column missing, or one twice
+        names = draw(st.sampled_from([names[1:], [*names, "tx"], [*names, "type"]]))
+    return draw(st.permutations(names))
+
+
+def pick(draw, good: list[str], bad: list[str], bad_one_in: int) -> str:
+    return draw(st.sampled_from(bad if draw(st.integers(1, bad_one_in)) == 1 else good))
+
+
+@st.composite
+def row(draw, columns: list[str], clients: list[str], txs: list[str]) -> str:
+    kind = pick(draw, KINDS, BAD_KINDS, 40)
+    values = {
+        "type": draw(case_styles())(kind),
+        "client": pick(draw, clients, BAD_CLIENTS, 40),
+        "tx": pick(draw, txs, BAD_TXS, 40),
+    }
+    if kind.lower().startswith(("dispute", "resolve", "chargeback")):
+        values["amount"] = draw(st.sampled_from(["", "", "", *AMOUNTS[:2], *BAD_AMOUNTS]))
+    else:
+        values["amount"] = draw(
+            st.sampled_from(AMOUNTS * 2 + BIG_AMOUNTS)
+            if draw(st.integers(1, 15)) > 1
+            else st.sampled_from(BAD_AMOUNTS)
+        )
+    fields = [
+        draw(field(values[name])) if name in values else draw(field(draw(st.sampled_from(JUNK))))
+        for name in columns
+    ]
+    shape = draw(st.sampled_from(["full"] * 16 + ["trim", "trim", "cut", "extra", "junk", "quote"]))
+    if shape == "trim":  # drop trailing empty fields
+        while fields and not fields[-1].strip(' \t"'):
+            fields.pop()
+    elif shape == "cut":  # ragged: fewer fields than the header
+        fields = fields[: draw(st.integers(0, len(fields)))]
+    elif shape == "extra":  # more fields, empty ones
+        fields += draw(st.lists(st.sampled_from(["", " ", "\t", '""', '" "']), max_size=2))
+    elif shape == "junk":  # more fields, one not empty
+        fields += ["", draw(st.sampled_from(["x", "0", '"y"']))][draw(st.integers(0, 1)) :]
+    elif shape == "quote":  # an unterminated quote or text after a closing quote
+        i = draw(st.integers(0, len(fields) - 1))
+        fields[i] = draw(st.sampled_from(['"' + fields[i], '"' + fields[i] + '"x']))
+    return ",".join(fields)
+
+
+@st.composite
+def csv_files(draw, max_rows: int = 30) -> bytes:
+    """A whole transactions file, as bytes (may hold bytes that are not UTF-8)."""
+    columns = draw(header())
+    names = [draw(case_styles())(name) for name in columns]
+    head = ",".join(draw(field(name)) for name in names)
+    lines = [draw(st.sampled_from(BLANKS)) for _ in range(draw(st.sampled_from([0] * 5 + [1, 2])))]
+    lines.append(head)
+    # A few clients and tx ids per file, so that rows often name the same ones.
+    clients = draw(st.lists(st.sampled_from(CLIENTS), min_size=1, max_size=3))
+    txs = draw(st.lists(st.sampled_from(TXS), min_size=1, max_size=6))
+    for _ in range(draw(st.integers(0, max_rows))):
+        if draw(st.integers(1, 12)) == 1:
+            lines.append(draw(st.sampled_from(BLANKS)))
+        else:
+            lines.append(draw(row(columns, clients, txs)))
+    eol = draw(st.sampled_from(["\n", "\n", "\r\n", "mixed"]))
+    ends = [draw(st.sampled_from(["\n", "\r\n"])) if eol == "mixed" else eol for _ in lines]
+    text = "".join(line + end for line, end in zip(lines, ends, strict=True))
+    if draw(st.booleans()):
+        text = text[: -len(ends[-1])]  # no final line end
+    if draw(st.integers(1, 5)) == 1:
+        text = "\ufeff" + text
+    return text.encode("utf-8", "surrogateescape")
+
+
+def run_bytes(data: bytes, batch_sizes):
+    """Run the engine on `data` once per batch size; the runs, or HeaderError per size."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "in.csv"
+        path.write_bytes(data)
+        runs = []
+        for batch_size in batch_sizes:
+            try:
+                runs.append(run_path(path, batch_size))
+            except HeaderError as e:
+                runs.append(e)
+        return runs
+
+
+def check_against_model(data: bytes, batch_sizes) -> None:
+    try:
+        expected = simulate(data)
+    except ModelHeaderError:
+        expected = None
+    for batch_size, got in zip(batch_sizes, run_bytes(data, batch_sizes), strict=True):
+        if expected is None:
+            assert isinstance(got, HeaderError), f"batch_size={batch_size}: expected HeaderError"
+            continue
+        assert not isinstance(got, Exception), f"batch_size={batch_size}: {got}"
+        assert got.rejects == expected.rejects, f"batch_size={batch_size}"
+        assert got.accounts == expected.accounts, f"batch_size={batch_size}"
+        summary = got.summary
+        assert summary.rows_read == expected.rows_read
+        assert summary.blank_lines == expected.blank
+        assert {k: v for k, v in summary.applied.items() if v} == dict(expected.applied)
+        assert {k: v for k, v in summary.rejected.items() if v} == dict(
+            Counter(reason for _, reason in expected.rejects)
+        )
+        assert summary.accounts == len(expected.accounts)
+        assert summary.locked_accounts == sum(a[3] for a in expected.accounts.values())
+
+
+@settings(PROFILE)
+@given(data=csv_files(), random_batch=st.integers(4, 40))
+def test_engine_agrees_with_model_at_every_batch_size(data, random_batch):
+    check_against_model(data, [1, 2, 3, random_batch, DEFAULT_BATCH_SIZE])
+
+
+@settings(PROFILE)
+@given(data=csv_files(max_rows=60))
+def test_engine_agrees_with_model_in_one_batch(data):
+    check_against_model(data, [DEFAULT_BATCH_SIZE])
+
+
+@settings(PROFILE)
+@given(data=csv_files(max_rows=40), batch_size=st.sampled_from([1, 2, 7, DEFAULT_BATCH_SIZE]))
+def test_conservation(data, batch_size):
+    """Invariants that hold whatever the rules decide, checked on the engine alone."""
+    (got,) = run_bytes(data, [batch_size])
+    if isinstance(got, HeaderError):
+        return
+    s = got.summary
+    lines = split_lines(data.decode("utf-8", errors="replace"))
+    assert s.rows_read == len(lines) - 1  # every physical line but the header
+    assert s.rows_read == s.applied_total + s.rejected_total + s.blank_lines
+    assert s.rejected_total == len(got.rejects)
+    numbers = [line for line, _ in got.rejects]
+    assert numbers == sorted(set(numbers))
+    for number, raw in zip(numbers, got.raw, strict=True):
+        assert raw.rstrip("\r") == lines[number - 1].rstrip("\r")
+    assert list(got.accounts) == sorted(got.accounts)
+    for available, held, total, _ in got.accounts.values():
+        assert total == available + held
+        assert held >= 0
+        assert abs(available) <= Decimal(MAX_UNITS).scaleb(-4)
+        assert total.as_tuple().exponent == -4
+    assert s.locked_accounts == sum(a[3] for a in got.accounts.values())
+
+
+def render_amount(draw, units: int) -> str:
+    """`units` of 0.0001 written in one of the plain decimal forms SPEC.md allows."""
+    whole, frac = divmod(units, 10_000)
+    frac_text = f"{frac:04d}".rstrip("0") + "0" * draw(st.integers(0, 3))
+    whole_text = "0" * draw(st.integers(0, 2)) + (str(whole) if whole else "")
+    if not frac_text.strip("0") and draw(st.booleans()):
+        return (whole_text or "0") + draw(st.sampled_from(["", "."]))
+    return whole_text + "." + frac_text
+
+
+@settings(PROFILE, max_examples=PROFILE.max_examples // 2)
+@given(st.data())
+def test_amount_grammar_is_exact(tmp_path_factory, data):
+    """Any amount in a plain form is read exactly; a non-zero fifth place is refused."""
+    units = data.draw(
+        st.lists(st.integers(1, MAX_UNITS) | st.integers(1, 10**6), min_size=1, max_size=40)
+    )
+    lines, expected, expected_rejects = [], {}, []
+    for client, value in enumerate(units):
+        text = render_amount(data.draw, value)
+        if data.draw(st.integers(1, 4)) == 1:  # a non-zero digit past the fourth place
+            digit = data.draw(st.integers(1, 9))
+            text = (text if "." in text else text + ".") + f"0000{digit}"
+            expected_rejects.append((client + 2, "invalid_amount"))
+        else:
+            expected[client] = (Decimal(value).scaleb(-4),) * 2
+        lines.append(f"deposit,{client},{client},{text}")
+    path = tmp_path_factory.mktemp("amounts") / "in.csv"
+    path.write_text("type,client,tx,amount\n" + "\n".join(lines) + "\n")
+    got = run_path(path)
+    assert got.rejects == expected_rejects
+    assert {c: (a[0], a[2]) for c, a in got.accounts.items()} == expected
+
+
+def test_generator_makes_interesting_files():
+    """Guard the generator, not the engine: over many files every rule gets exercised."""
+    seen: Counter = Counter()
+
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
+    @given(csv_files())
+    def collect(data):
+        try:
+            outcome = simulate(data)
+        except ModelHeaderError:
+            seen["header_error"] += 1
+            return
+        seen.update(reason for _, reason in outcome.rejects)
+        seen["locked"] += sum(a[3] for a in outcome.accounts.values())
+        seen.update(k for k, v in outcome.applied.items() if v)
+
+    collect()
+    for reason in [
+        "duplicate_tx",
+        "unknown_tx",
+        "client_mismatch",
+        "not_disputable",
+        "already_disputed",
+        "not_disputed",
+        "account_locked",
+        "insufficient_funds",
+        "overflow",
+        "malformed_row",
+        "invalid_amount",
+        "locked",
+        "resolve",
+        "chargeback",
+        "header_error",
+    ]:
+        assert seen[reason] > 0, (reason, seen)
