@@ -50,6 +50,29 @@ def _maybe_reference(data, start, end) -> bool:
 
 
 @njit(cache=True, parallel=True)
+def newline_positions(data, n):
+    """Positions of every LF in data[:n], in order: counted, then written, in parallel."""
+    parts = 16
+    size = (n + parts - 1) // parts
+    counts = np.zeros(parts + 1, dtype=np.int64)
+    for p in prange(parts):
+        found = 0
+        for i in range(p * size, min(n, (p + 1) * size)):
+            found += data[i] == _NEWLINE
+        counts[p + 1] = found
+    for p in range(parts):
+        counts[p + 1] += counts[p]
+    out = np.empty(counts[parts], dtype=np.int64)
+    for p in prange(parts):
+        k = counts[p]
+        for i in range(p * size, min(n, (p + 1) * size)):
+            if data[i] == _NEWLINE:
+                out[k] = i
+                k += 1
+    return out
+
+
+@njit(cache=True, parallel=True)
 def _referenced_in_block(
     data, starts, ends, type_first, col_type, col_client, col_tx, col_amount, ncols, out
 ):
@@ -105,7 +128,7 @@ def first_pass(
                 at_end = got == 0
                 filled += got
                 block = buf[:filled]
-                newlines = np.flatnonzero(block == _NEWLINE)
+                newlines = newline_positions(buf, filled)
                 if at_end and filled and (newlines.size == 0 or newlines[-1] != filled - 1):
                     # The last line lacks its line end.
                     newlines = np.append(newlines, filled)
@@ -115,7 +138,7 @@ def first_pass(
                         raw = raw + bytearray(len(raw))
                         buf = np.frombuffer(raw, dtype=np.uint8)
                     continue
-                ends = newlines.astype(np.int64)
+                ends = newlines
                 starts = np.empty_like(ends)
                 starts[0] = 0
                 starts[1:] = ends[:-1] + 1
