@@ -11,6 +11,44 @@ from accounts_job.engine import DEFAULT_BATCH_SIZE
 
 HEADER = "type,client,tx,amount"
 
+# SPEC.md, "A worked example": the input, and the accounts CSV it must produce.
+WORKED_EXAMPLE = (
+    "type,client,tx,amount\n"
+    "deposit,1,1,10\n"
+    "withdrawal,1,2,4\n"
+    "dispute,1,1\n"
+    "withdrawal,1,3,1\n"
+    "deposit,2,4,5\n"
+    "chargeback,1,1\n"
+    "deposit,1,5,1\n"
+    "withdrawal,2,6,9.99999\n"
+    "dispute,2,2\n"
+)
+WORKED_EXAMPLE_CSV = (
+    "client,available,held,total,locked\n"
+    "1,-4.0000,0.0000,-4.0000,true\n"
+    "2,5.0000,0.0000,5.0000,false\n"
+)
+
+# SPEC.md's reject reasons, in its order of checks.
+REASONS = (
+    "malformed_row",
+    "unknown_type",
+    "invalid_client",
+    "invalid_tx",
+    "invalid_amount",
+    "account_locked",
+    "duplicate_tx",
+    "overflow",
+    "insufficient_funds",
+    "unknown_tx",
+    "client_mismatch",
+    "not_disputable",
+    "already_disputed",
+    "already_charged_back",
+    "not_disputed",
+)
+
 
 @dataclass
 class Run:

@@ -29,26 +29,12 @@ import pyarrow.parquet as pq
 import pytest
 from accounts_job import process
 from accounts_job.cli import app
+from helpers import REASONS, WORKED_EXAMPLE, WORKED_EXAMPLE_CSV
 from typer.testing import CliRunner
 
-# SPEC.md, "A worked example": input, accounts and the rejected rows.
-EXAMPLE = (
-    "type,client,tx,amount\n"
-    "deposit,1,1,10\n"
-    "withdrawal,1,2,4\n"
-    "dispute,1,1\n"
-    "withdrawal,1,3,1\n"
-    "deposit,2,4,5\n"
-    "chargeback,1,1\n"
-    "deposit,1,5,1\n"
-    "withdrawal,2,6,9.99999\n"
-    "dispute,2,2\n"
-)
-EXPECTED_CSV = (
-    "client,available,held,total,locked\n"
-    "1,-4.0000,0.0000,-4.0000,true\n"
-    "2,5.0000,0.0000,5.0000,false\n"
-)
+# SPEC.md, "A worked example": accounts and the rejected rows.
+EXAMPLE = WORKED_EXAMPLE
+EXPECTED_CSV = WORKED_EXAMPLE_CSV
 EXPECTED_ROWS = [
     (1, Decimal("-4"), Decimal("0"), Decimal("-4"), True),
     (2, Decimal("5"), Decimal("0"), Decimal("5"), False),
@@ -61,23 +47,6 @@ EXPECTED_REJECTS = [
 ]
 # Counted by hand from the worked example: 9 rows after the header, 5 applied, 4 rejected.
 EXPECTED_APPLIED = {"deposit": 2, "withdrawal": 1, "dispute": 1, "resolve": 0, "chargeback": 1}
-REASONS = (
-    "malformed_row",
-    "unknown_type",
-    "invalid_client",
-    "invalid_tx",
-    "invalid_amount",
-    "account_locked",
-    "duplicate_tx",
-    "overflow",
-    "insufficient_funds",
-    "unknown_tx",
-    "client_mismatch",
-    "not_disputable",
-    "already_disputed",
-    "already_charged_back",
-    "not_disputed",
-)
 EXPECTED_REJECTED = {
     reason: int(reason in {r for _, r, _ in EXPECTED_REJECTS}) for reason in REASONS
 }

@@ -15,6 +15,7 @@ import accounts_job
 import nbformat
 from accounts_job import explore
 from accounts_job.cli import app
+from helpers import WORKED_EXAMPLE
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
@@ -113,18 +114,7 @@ def test_notebook_runs_on_a_generated_sample(tmp_path: Path) -> None:
 
 
 # SPEC.md's worked example; the run locks client 1 with the chargeback on line 7.
-EXAMPLE = (
-    "type,client,tx,amount\n"
-    "deposit,1,1,10\n"
-    "withdrawal,1,2,4\n"
-    "dispute,1,1\n"
-    "withdrawal,1,3,1\n"
-    "deposit,2,4,5\n"
-    "chargeback,1,1\n"
-    "deposit,1,5,1\n"
-    "withdrawal,2,6,9.99999\n"
-    "dispute,2,2\n"
-)
+EXAMPLE = WORKED_EXAMPLE
 # What an events output would say about the applied rows of EXAMPLE.
 EXAMPLE_EVENTS = (
     "line,kind,client,tx,amount\n"

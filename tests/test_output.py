@@ -15,22 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from accounts_job import process, write_accounts
+from helpers import WORKED_EXAMPLE
 
 HEADER = "client,available,held,total,locked\n"
 
-# SPEC.md, "A worked example".
-EXAMPLE = (
-    "type,client,tx,amount\n"
-    "deposit,1,1,10\n"
-    "withdrawal,1,2,4\n"
-    "dispute,1,1\n"
-    "withdrawal,1,3,1\n"
-    "deposit,2,4,5\n"
-    "chargeback,1,1\n"
-    "deposit,1,5,1\n"
-    "withdrawal,2,6,9.99999\n"
-    "dispute,2,2\n"
-)
+EXAMPLE = WORKED_EXAMPLE
 EXAMPLE_CSV = HEADER + "1,-4.0000,0.0000,-4.0000,true\n2,5.0000,0.0000,5.0000,false\n"
 
 MAX = "922337203685477.5807"  # (2**63 - 1) units of 0.0001: the largest balance

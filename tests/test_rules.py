@@ -5,39 +5,9 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 from accounts_job import process, write_accounts
-from helpers import D, csv_text, run_csv, zero
+from helpers import REASONS, WORKED_EXAMPLE, D, csv_text, run_csv, zero
 
 MAX = "922337203685477.5807"  # the largest amount: 2**63 - 1 units of 0.0001
-
-REASONS = [
-    "malformed_row",
-    "unknown_type",
-    "invalid_client",
-    "invalid_tx",
-    "invalid_amount",
-    "account_locked",
-    "duplicate_tx",
-    "overflow",
-    "insufficient_funds",
-    "unknown_tx",
-    "client_mismatch",
-    "not_disputable",
-    "already_disputed",
-    "already_charged_back",
-    "not_disputed",
-]
-
-WORKED_EXAMPLE = csv_text(
-    "deposit,1,1,10",
-    "withdrawal,1,2,4",
-    "dispute,1,1",
-    "withdrawal,1,3,1",
-    "deposit,2,4,5",
-    "chargeback,1,1",
-    "deposit,1,5,1",
-    "withdrawal,2,6,9.99999",
-    "dispute,2,2",
-)
 
 
 def acct(available: str, held: str, locked: bool = False):

@@ -75,22 +75,6 @@ class Ledger:
             self.slot_state,
         )
 
-    @property
-    def nbytes(self) -> int:
-        """Memory the rules hold, in bytes."""
-        arrays = (
-            self.available,
-            self.held,
-            self.flags,
-            self.claimed,
-            self.referenced,
-            self.rank,
-            self.slot_client,
-            self.slot_amount,
-            self.slot_state,
-        )
-        return sum(a.nbytes for a in arrays)
-
     def accounts_units(self) -> tuple[np.ndarray, ...]:
         """(client, available, held, total, locked) of every account, amounts in units."""
         clients = np.flatnonzero(self.flags & EXISTS)
