@@ -2,11 +2,12 @@
 
 Two passes over the file, each a stream of batches:
 
-1. *References*: parse every line and mark the tx ids that disputes, resolves and
-   chargebacks name. This is what lets the second pass remember only the deposits some
-   row will ask about, instead of every deposit in the file.
-2. *Rules*: parse again and hand each batch to the ledger, which decides every row in file
-   order. Rejected rows leave with their line number and reason; applied rows are done.
+1. *References* (references.py): a compiled scan of the raw bytes marks the tx ids that
+   disputes, resolves and chargebacks name. This is what lets the second pass remember
+   only the deposits some row will ask about, instead of every deposit in the file.
+2. *Rules*: Polars streams the lines, the compiled parser types them (parse.py), and the
+   ledger decides every row in file order (kernel.py). Rejected rows leave with their
+   line number and reason; applied rows are done.
 
 Nothing per row outlives its batch, so memory depends on the batch size, the number of
 referenced tx ids and the largest tx id, not on the number of rows.
@@ -142,14 +143,10 @@ def process(
     # Lines before the header are blank by definition; they are rows read, and skipped.
     summary.rows_read = summary.blank_lines = header.line_index
 
-    ledger = Ledger()
     first = first_pass(
-        path,
-        header,
-        ledger.referenced,
-        (lambda nbytes: progress("references", nbytes)) if progress else None,
+        path, header, (lambda nbytes: progress("references", nbytes)) if progress else None
     )
-    ledger.open_slots(first.referenced)
+    ledger = Ledger(first.referenced)
 
     kept: list[pl.DataFrame] = []
     for parsed in parsed_batches(path, header, batch_size, first.nul_lines):

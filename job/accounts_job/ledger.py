@@ -1,8 +1,8 @@
 """The state the rules carry from row to row, and the projection of it into accounts.
 
-`Ledger` owns the arrays the compiled kernel updates. It is built in two steps: the first
-pass over the file finds which tx ids are referenced at all (references.py);
-`open_slots` then sizes one slot per referenced id. The second pass feeds batches to `apply`.
+`Ledger` owns the arrays the compiled kernel updates. It is built after the first
+pass over the file finds which tx ids are referenced at all (references.py); the
+ledger then sizes one slot per referenced id. The second pass feeds batches to `apply`.
 """
 
 from __future__ import annotations
@@ -33,17 +33,15 @@ ACCOUNTS_SCHEMA = pa.schema(
 class Ledger:
     """Per-client balances, claimed tx ids, and the referenced deposits."""
 
-    def __init__(self) -> None:
+    def __init__(self, referenced: np.ndarray) -> None:
+        """`referenced`: the first pass's bitmap of the tx ids some row names."""
         self.available = np.zeros(N_CLIENTS, dtype=np.int64)
         self.held = np.zeros(N_CLIENTS, dtype=np.int64)
         self.flags = np.zeros(N_CLIENTS, dtype=np.uint8)
         self.claimed = np.zeros(1, dtype=np.uint64)
-        self.open_slots(np.zeros(1, dtype=np.uint64))
-
-    def open_slots(self, referenced: np.ndarray) -> None:
-        """Size one slot per tx id set in `referenced`, the first pass's bitmap."""
+        # One slot per referenced tx id, found by rank in the bitmap.
         self.referenced = referenced
-        self.rank = rank_index(self.referenced)
+        self.rank = rank_index(referenced)
         n = int(self.rank[-1])
         self.slot_client = np.zeros(n, dtype=np.uint16)
         self.slot_amount = np.zeros(n, dtype=np.int64)

@@ -99,19 +99,17 @@ class FirstPass:
 
 
 def first_pass(
-    path: str | Path,
-    header: Header,
-    referenced: np.ndarray,
-    progress: Callable[[int], None] | None = None,
+    path: str | Path, header: Header, progress: Callable[[int], None] | None = None
 ) -> FirstPass:
-    """Scan the file once: mark in `referenced` (grown as needed) every tx id the file's
-    disputes, resolves and chargebacks name, and note the lines that hold a NUL byte.
+    """Scan the file once: mark every tx id the file's disputes, resolves and chargebacks
+    name, and note the lines that hold a NUL byte.
 
     NUL bytes: the second pass reads lines through Polars, which stops a line at a NUL
     (it stands in for the field separator there, see reader.py). Such a line is not text
     we accept, so the first pass, which sees the raw bytes, lists it, and the second pass
     rejects it as `malformed_row`. Looking costs one memchr per block.
     """
+    referenced = np.zeros(1, dtype=np.uint64)
     raw = bytearray(BLOCK_BYTES)
     buf = np.frombuffer(raw, dtype=np.uint8)
     filled = 0  # bytes in buf, a partial line carried from the block before included
