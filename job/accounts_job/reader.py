@@ -76,11 +76,6 @@ def _to_batch(df: pl.DataFrame, first_line: int) -> LineBatch:
         if buffers[2] is not None
         else np.zeros(0, dtype=np.uint8)
     )
-    if arr.null_count:
-        # Nulls carry no bytes; make sure their offsets say so (blank line).
-        valid = np.asarray(arr.is_valid())
-        if not valid.all():
-            raise ReadError("internal: null line in reader output")
     return LineBatch(first_line, arr, offsets, data)
 
 

@@ -14,8 +14,14 @@ from ..errors import UsageError
 from ..output import AtomicFile, RejectsWriter, format_for, write_accounts, write_accounts_to
 from ..progress import progress_bar
 
+EXIT_STATUS = (
+    "Exit status: 0 when the run completed, rejected rows or not; 2 usage error; "
+    "65 INPUT has no usable header; 66 INPUT missing or unreadable; 70 internal error; "
+    "73 an output cannot be written; 74 reading INPUT failed part way."
+)
 
-@app.command()
+
+@app.command(epilog=EXIT_STATUS)
 def run(
     input: Annotated[Path, typer.Argument(help="The transactions CSV.", show_default=False)],
     out: Annotated[
@@ -49,14 +55,11 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")
     ] = False,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks of fatal errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of fatal errors.")
+    ] = False,
 ) -> None:
-    """Compute every client's account from INPUT.
-
-    Exit status: 0 when the run completed (rejected rows or not), 2 for a usage error,
-    65 when INPUT has no usable header, 66 when INPUT is missing or unreadable, 73 when
-    an output cannot be written, 74 when reading INPUT failed part way, 70 for a bug.
-    """
+    """Compute every client's account from INPUT: CSV on stdout, or --out a file."""
 
     def go() -> None:
         fmt = format_for(out if out is not None else "stdout.csv", format)
