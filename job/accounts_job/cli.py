@@ -6,6 +6,8 @@ and turns fatal errors into one line on stderr and a documented exit status.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -67,6 +69,29 @@ def main(
     ] = False,
 ) -> None:
     """Turn a CSV of client transactions into exact account balances."""
+
+
+def entry_point() -> None:
+    """The `accounts-job` console script: run the app, then leave at once.
+
+    Everything the run writes is flushed and closed by then. What is left is the
+    interpreter's teardown of numba's and Polars' thread pools and compiled code, which
+    costs about 0.3 s a run and does nothing for anyone, so we skip it.
+    """
+    code: int = 0
+    try:
+        app()
+    except SystemExit as e:
+        if isinstance(e.code, int):
+            code = e.code
+        elif e.code is not None:
+            print(e.code, file=sys.stderr)
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        # A reader that went away (| head) has nothing left to be told.
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 # Commands register themselves on `app` when imported.
