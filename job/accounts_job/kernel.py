@@ -56,7 +56,7 @@ MAX_WORDS = 1 << 26
 
 
 @njit(cache=True)
-def _popcount(x):
+def popcount(x):
     # SWAR population count of a 64-bit word.
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
     x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
@@ -96,7 +96,7 @@ def rank_index(referenced):
     total = 0
     for w in range(referenced.size):
         rank[w] = total
-        total += _popcount(referenced[w])
+        total += popcount(referenced[w])
     rank[referenced.size] = total
     return rank
 
@@ -112,7 +112,7 @@ def _slot(tx, referenced, rank):
     word = referenced[w]
     if word & bit == 0:
         return -1
-    return rank[w] + np.int64(_popcount(word & (bit - np.uint64(1))))
+    return rank[w] + np.int64(popcount(word & (bit - np.uint64(1))))
 
 
 @njit(cache=True)

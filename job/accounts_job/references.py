@@ -23,7 +23,7 @@ from numba import njit, prange
 from .codes import DISPUTE
 from .errors import ReadError
 from .header import Header
-from .kernel import set_bits
+from .kernel import popcount, set_bits
 from .parse import QUOTE, is_blank, parse_line
 
 BLOCK_BYTES = 32 << 20
@@ -49,36 +49,64 @@ def _maybe_reference(data, start, end) -> bool:
     return c == 100 and p + 1 < end and (data[p + 1] | 32) == 105
 
 
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH = np.uint64(0x8080808080808080)
+_LFS = np.uint64(0x0A0A0A0A0A0A0A0A)
+
+
+@njit(cache=True, inline="always")
+def _lf_marks(word):
+    """The high bit of each byte of `word` that is an LF, and no other bit."""
+    x = word ^ _LFS  # LF bytes become zero
+    return ~(((x & _LOW7) + _LOW7) | x) & _HIGH
+
+
 @njit(cache=True, parallel=True)
-def newline_positions(data, n):
-    """Positions of every LF in data[:n], in order: counted, then written, in parallel."""
+def newline_positions(words, tail, n_words):
+    """Positions of every LF in a block, in order.
+
+    `words` is the block's first `n_words` * 8 bytes seen as 64-bit words, `tail` its
+    last few bytes. Eight bytes are tested at a time (a branch-free zero-byte test), in
+    parallel parts: first counted, then written at offsets the counts give.
+    """
     parts = 16
-    size = (n + parts - 1) // parts
+    size = (n_words + parts - 1) // parts
     counts = np.zeros(parts + 1, dtype=np.int64)
     for p in prange(parts):
         found = 0
-        for i in range(p * size, min(n, (p + 1) * size)):
-            found += data[i] == _NEWLINE
+        for w in range(p * size, min(n_words, (p + 1) * size)):
+            found += popcount(_lf_marks(words[w]))
         counts[p + 1] = found
     for p in range(parts):
         counts[p + 1] += counts[p]
-    out = np.empty(counts[parts], dtype=np.int64)
+    tail_found = 0
+    for i in range(tail.size):
+        tail_found += tail[i] == _NEWLINE
+    out = np.empty(counts[parts] + tail_found, dtype=np.int64)
     for p in prange(parts):
         k = counts[p]
-        for i in range(p * size, min(n, (p + 1) * size)):
-            if data[i] == _NEWLINE:
-                out[k] = i
+        for w in range(p * size, min(n_words, (p + 1) * size)):
+            marks = _lf_marks(words[w])
+            while marks:
+                low = marks & (~marks + np.uint64(1))  # lowest set bit
+                out[k] = w * 8 + np.int64(popcount(low - np.uint64(1))) // 8
                 k += 1
+                marks ^= low
+    k = counts[parts]
+    for i in range(tail.size):
+        if tail[i] == _NEWLINE:
+            out[k] = n_words * 8 + i
+            k += 1
     return out
 
 
 @njit(cache=True, parallel=True)
 def _referenced_in_block(
-    data, starts, ends, type_first, col_type, col_client, col_tx, col_amount, ncols, out
+    data, ends, type_first, col_type, col_client, col_tx, col_amount, ncols, out
 ):
-    """For each line of a block: the tx id it references, or -1."""
-    for i in prange(starts.size):
-        s = starts[i]
+    """For each line of a block (line i ends at ends[i]): the tx id it references, or -1."""
+    for i in prange(ends.size):
+        s = ends[i - 1] + 1 if i > 0 else 0
         e = ends[i]
         out[i] = -1
         if type_first and not _maybe_reference(data, s, e):
@@ -126,7 +154,10 @@ def first_pass(
                 at_end = got == 0
                 filled += got
                 block = buf[:filled]
-                newlines = newline_positions(buf, filled)
+                n_words = filled // 8
+                newlines = newline_positions(
+                    buf[: n_words * 8].view(np.uint64), buf[n_words * 8 : filled], n_words
+                )
                 if at_end and filled and (newlines.size == 0 or newlines[-1] != filled - 1):
                     # The last line lacks its line end.
                     newlines = np.append(newlines, filled)
@@ -137,13 +168,9 @@ def first_pass(
                         buf = np.frombuffer(raw, dtype=np.uint8)
                     continue
                 ends = newlines
-                starts = np.empty_like(ends)
-                starts[0] = 0
-                starts[1:] = ends[:-1] + 1
                 out = np.empty(ends.size, dtype=np.int64)
                 _referenced_in_block(
                     block,
-                    starts,
                     ends,
                     header.type == 0,
                     header.type,
