@@ -36,7 +36,6 @@ from .codes import (
 _SPACE = 32
 _TAB = 9
 _CR = 13
-_LF = 10
 _COMMA = 44
 QUOTE = 34
 _DOT = 46
@@ -153,69 +152,29 @@ def _parse_amount(data, start, end) -> int:
     return units
 
 
-@njit(cache=True, inline="always")
-def _bare_uint(data, pos, end, limit):
-    """A bare (unquoted) unsigned integer field starting at `pos`, leading blanks skipped.
-
-    Parses while it scans, so the field's bytes are read once. Returns (value or -1, the
-    position of the field's closing comma or of the line end).
-    """
-    value = 0
-    digits = 0
-    bad = False
-    while pos < end:
-        c = data[pos]
-        if c == _COMMA:
-            break
-        d = c - _ZERO
-        if 0 <= d <= 9 and not bad:
-            value = value * 10 + d
-            digits += 1
-            bad = value > limit
-        elif is_blank(c):
-            # Trailing blanks: only blanks may follow, up to the comma.
-            while pos < end and is_blank(data[pos]):
-                pos += 1
-            if pos < end and data[pos] != _COMMA:
-                bad = True
-            continue
-        else:
-            bad = True
-        pos += 1
-    if bad or digits == 0:
-        return -1, pos
-    return value, pos
-
-
 @njit(cache=True)
 def parse_line(data, start, end, col_type, col_client, col_tx, col_amount, ncols):
-    """Parse one line: (status, kind, client, tx, amount), status 0 when well formed.
-
-    The line is scanned once, field by field. Every field is checked before any value
-    is judged, because a row with extra non-empty fields is `malformed_row` whatever its
-    values hold (SPEC.md's reasons go row shape, type, client, tx, amount).
-    """
-    # The line end (LF or CRLF), if the reader left it; then: is the line blank?
-    while end > start and (data[end - 1] == _LF or data[end - 1] == _CR or is_blank(data[end - 1])):
+    """Parse one line: (status, kind, client, tx, amount), status 0 when well formed."""
+    # The CR of a CRLF line end, if the reader left it; then: is the line blank?
+    while end > start and (data[end - 1] == _CR or is_blank(data[end - 1])):
         end -= 1
-    pos = start
-    while pos < end and is_blank(data[pos]):
-        pos += 1
-    if pos == end:
+    p = start
+    while p < end and is_blank(data[p]):
+        p += 1
+    if p == end:
         return BLANK, NONE, 0, 0, 0
 
-    # Bounds of the type and amount fields, values of client and tx; absent fields
-    # (ragged rows) stay empty, which makes them invalid.
-    t0 = t1 = a0 = a1 = 0
-    client = -1
-    tx = -1
+    # Bounds of the four fields we read; absent fields stay empty (ragged rows).
+    t0 = t1 = c0 = c1 = x0 = x1 = a0 = a1 = 0
     field = 0
+    pos = start
     while True:
+        # One field: skip leading blanks, then a quoted or a bare value.
         while pos < end and is_blank(data[pos]):
             pos += 1
         if pos < end and data[pos] == QUOTE:
-            # A quoted field; a doubled quote inside is an escaped quote.
             q = pos + 1
+            # Closing quote; a doubled quote inside is an escaped quote.
             close = -1
             while q < end:
                 if data[q] == QUOTE:
@@ -239,16 +198,6 @@ def parse_line(data, start, end, col_type, col_client, col_tx, col_amount, ncols
                 fs += 1
             while fe > fs and is_blank(data[fe - 1]):
                 fe -= 1
-            if field == col_client:
-                client = _parse_uint(data, fs, fe, _MAX_CLIENT)
-            elif field == col_tx:
-                tx = _parse_uint(data, fs, fe, _MAX_TX)
-        elif field == col_client:
-            client, pos = _bare_uint(data, pos, end, _MAX_CLIENT)
-            fs = fe = pos
-        elif field == col_tx:
-            tx, pos = _bare_uint(data, pos, end, _MAX_TX)
-            fs = fe = pos
         else:
             fs = pos
             while pos < end and data[pos] != _COMMA:
@@ -258,6 +207,10 @@ def parse_line(data, start, end, col_type, col_client, col_tx, col_amount, ncols
                 fe -= 1
         if field == col_type:
             t0, t1 = fs, fe
+        elif field == col_client:
+            c0, c1 = fs, fe
+        elif field == col_tx:
+            x0, x1 = fs, fe
         elif field == col_amount:
             a0, a1 = fs, fe
         elif field >= ncols and fe > fs:
@@ -270,8 +223,10 @@ def parse_line(data, start, end, col_type, col_client, col_tx, col_amount, ncols
     kind = _parse_kind(data, t0, t1)
     if kind == NONE:
         return UNKNOWN_TYPE, NONE, 0, 0, 0
+    client = _parse_uint(data, c0, c1, _MAX_CLIENT)
     if client < 0:
         return INVALID_CLIENT, NONE, 0, 0, 0
+    tx = _parse_uint(data, x0, x1, _MAX_TX)
     if tx < 0:
         return INVALID_TX, NONE, 0, 0, 0
     amount = 0
@@ -306,6 +261,11 @@ def parse_lines(
     """
     n = offsets.size - 1
     for i in prange(n):
-        status[i], kinds[i], clients[i], txs[i], amounts[i] = parse_line(
+        st, kind, client, tx, amount = parse_line(
             data, offsets[i], offsets[i + 1], col_type, col_client, col_tx, col_amount, ncols
         )
+        status[i] = st
+        kinds[i] = kind
+        clients[i] = client
+        txs[i] = tx
+        amounts[i] = amount
