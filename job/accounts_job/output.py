@@ -79,28 +79,10 @@ def _umask() -> int:
     return mask
 
 
-def units_to_text(units: pl.Expr) -> pl.Expr:
-    """int64 units of 0.0001 as text with exactly four places: 1.5000, -0.2500. Exact."""
-    magnitude = units.abs()
-    return pl.concat_str(
-        pl.when(units < 0).then(pl.lit("-")).otherwise(pl.lit("")),
-        (magnitude // 10_000).cast(pl.String),
-        pl.lit("."),
-        (magnitude % 10_000).cast(pl.String).str.zfill(4),
-    )
-
-
-def accounts_csv_frame(accounts: pl.DataFrame) -> pl.DataFrame:
-    """The accounts with amounts rendered as SPEC.md's four-place text."""
-    amounts = ("available", "held", "total")
-    # Decimal(38, 4) -> its unscaled integer: multiply by 10^4 stays exact in decimals.
-    return accounts.with_columns(
-        units_to_text((pl.col(c) * 10_000).cast(pl.Int64)).alias(c) for c in amounts
-    )
-
-
 def write_accounts_csv(accounts: pl.DataFrame, out: IO[str] | IO[bytes] | str | Path) -> None:
-    accounts_csv_frame(accounts).write_csv(out)
+    # Polars writes a Decimal(38, 4) with all four places (1.5000, -0.2500) and booleans
+    # as true/false: SPEC.md's CSV as is, with no float on the way.
+    accounts.write_csv(out)
 
 
 def write_accounts(
@@ -108,7 +90,7 @@ def write_accounts(
 ) -> None:
     """Write the accounts table to `path` (atomically), or as CSV to stdout if None."""
     if path is None:
-        sys.stdout.write(accounts_csv_frame(accounts).write_csv())
+        write_accounts_csv(accounts, sys.stdout)
         sys.stdout.flush()
         return
     fmt = fmt or format_for(path)
