@@ -91,14 +91,18 @@ def set_bits(bits, ids):
 
 @njit(cache=True)
 def rank_index(referenced):
-    """Per word, the number of set bits before it: slot of tx t = rank + bits below t."""
-    rank = np.empty(referenced.size + 1, dtype=np.int64)
+    """(rank, total): per word, the number of set bits before it, and all set bits.
+
+    The slot of tx t is rank[t's word] + the set bits below t in its word. A word's rank
+    is below 2**32, so uint32 holds it and halves the index (256 MiB for the full u32
+    range); the total, which may reach 2**32, comes apart.
+    """
+    rank = np.empty(referenced.size, dtype=np.uint32)
     total = 0
     for w in range(referenced.size):
         rank[w] = total
         total += popcount(referenced[w])
-    rank[referenced.size] = total
-    return rank
+    return rank, total
 
 
 @njit(cache=True)
@@ -112,7 +116,7 @@ def _slot(tx, referenced, rank):
     word = referenced[w]
     if word & bit == 0:
         return -1
-    return rank[w] + np.int64(popcount(word & (bit - np.uint64(1))))
+    return np.int64(rank[w]) + np.int64(popcount(word & (bit - np.uint64(1))))
 
 
 @njit(cache=True)

@@ -41,8 +41,7 @@ class Ledger:
         self.claimed = np.zeros(1, dtype=np.uint64)
         # One slot per referenced tx id, found by rank in the bitmap.
         self.referenced = referenced
-        self.rank = rank_index(referenced)
-        n = int(self.rank[-1])
+        self.rank, n = rank_index(referenced)
         self.slot_client = np.zeros(n, dtype=np.uint16)
         self.slot_amount = np.zeros(n, dtype=np.int64)
         self.slot_state = np.zeros(n, dtype=np.uint8)
