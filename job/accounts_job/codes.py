@@ -43,9 +43,6 @@ ALREADY_CHARGED_BACK = 14
 NOT_DISPUTED = 15
 BLANK = 255
 
-# The first code that is not a parser reject: rows below it never reach the rules.
-FIRST_RULE_REASON = ACCOUNT_LOCKED
-
 REASON_NAMES: dict[int, str] = {
     MALFORMED_ROW: "malformed_row",
     UNKNOWN_TYPE: "unknown_type",

@@ -27,8 +27,10 @@ from .codes import (
     INVALID_CLIENT,
     INVALID_TX,
     MALFORMED_ROW,
+    MAX_UNITS,
     NONE,
     RESOLVE,
+    UNITS_PER_WHOLE,
     UNKNOWN_TYPE,
     WITHDRAWAL,
 )
@@ -53,8 +55,8 @@ _MAX_CLIENT = 65_535
 _MAX_TX = 4_294_967_295
 # Amounts are int64 units of 0.0001: the whole part may not pass 922337203685477, and at
 # that whole part the fraction may not pass .5807.
-_MAX_WHOLE = (2**63 - 1) // 10_000
-_MAX_FRAC_AT_MAX_WHOLE = (2**63 - 1) % 10_000
+_MAX_WHOLE = MAX_UNITS // UNITS_PER_WHOLE
+_MAX_FRAC_AT_MAX_WHOLE = MAX_UNITS % UNITS_PER_WHOLE
 _POW10 = np.array([1, 10, 100, 1000, 10000], dtype=np.int64)
 
 

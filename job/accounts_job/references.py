@@ -155,19 +155,18 @@ def first_pass(
                 filled += got
                 block = buf[:filled]
                 n_words = filled // 8
-                newlines = newline_positions(
+                ends = newline_positions(
                     buf[: n_words * 8].view(np.uint64), buf[n_words * 8 : filled], n_words
                 )
-                if at_end and filled and (newlines.size == 0 or newlines[-1] != filled - 1):
+                if at_end and filled and (ends.size == 0 or ends[-1] != filled - 1):
                     # The last line lacks its line end.
-                    newlines = np.append(newlines, filled)
-                if newlines.size == 0:
+                    ends = np.append(ends, filled)
+                if ends.size == 0:
                     if filled == len(raw):  # a line longer than the buffer: grow it
                         del buf, block
                         raw = raw + bytearray(len(raw))
                         buf = np.frombuffer(raw, dtype=np.uint8)
                     continue
-                ends = newlines
                 out = np.empty(ends.size, dtype=np.int64)
                 _referenced_in_block(
                     block,
