@@ -23,7 +23,7 @@ from pathlib import Path
 
 import accounts_job
 import accounts_job.ledger
-import accounts_job.reader
+import accounts_job.blocks
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -532,23 +532,26 @@ def _unknown_format(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> li
 
 
 def _read_fails_mid_file(tmp_path: Path, outdir: Path, mp: pytest.MonkeyPatch) -> list[object]:
-    """The disk fails after two batches of lines were read (and their rejects streamed)."""
-    real_scan = accounts_job.reader.scan_lines
+    """The disk fails in the second pass, after two small blocks were read (and their
+    rejects streamed)."""
+    opened = []
 
-    class FailingScan:
-        def __init__(self, lazy):
-            self.lazy = lazy
+    class FailingFile(io.FileIO):
+        reads = 0
 
-        def collect_batches(self, *args, **kwargs):
-            batches = iter(self.lazy.collect_batches(*args, **kwargs))
-            yield next(batches)
-            yield next(batches)
-            raise OSError(errno.EIO, "Input/output error")
+        def readinto(self, buffer):
+            self.reads += 1
+            if self.reads > 2:
+                raise OSError(errno.EIO, "Input/output error")
+            return super().readinto(buffer)
 
-    def scan_lines(*args, **kwargs):
-        return FailingScan(real_scan(*args, **kwargs))
+    def failing_open(path, mode="r", **kwargs):
+        opened.append(path)
+        # The first pass reads the whole file; the second fails part way.
+        return FailingFile(path, "r") if len(opened) == 2 else open(path, mode, **kwargs)
 
-    mp.setattr(accounts_job.reader, "scan_lines", scan_lines)
+    mp.setattr(accounts_job.blocks, "open", failing_open, raising=False)
+    mp.setattr(accounts_job.blocks, "BLOCK_BYTES", 64)
     return [_example(tmp_path), "--batch-size", "2", *all_outputs(outdir)]
 
 

@@ -5,9 +5,9 @@ Two passes over the file, each a stream of batches:
 1. *References* (references.py): a compiled scan of the raw bytes marks the tx ids that
    disputes, resolves and chargebacks name. This is what lets the second pass remember
    only the deposits some row will ask about, instead of every deposit in the file.
-2. *Rules*: Polars streams the lines, the compiled parser types them (parse.py), and the
-   ledger decides every row in file order (kernel.py). Rejected rows leave with their
-   line number and reason; applied rows are done.
+2. *Rules*: the same raw blocks again; the compiled parser types their lines in parallel
+   (parse.py), and the ledger decides every row in file order (kernel.py). Rejected rows
+   leave with their line number and reason; applied rows are done.
 
 Nothing per row outlives its batch, so memory depends on the batch size, the number of
 referenced tx ids and the largest tx id, not on the number of rows.
@@ -17,26 +17,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
+import pyarrow as pa
 
-from .codes import APPLIED, BLANK, MALFORMED_ROW, NONE, REASON_NAMES
+from .blocks import Block, BlockReader
+from .codes import MALFORMED_ROW, NONE
 from .header import Header, read_header
 from .ledger import Ledger
 from .output import RejectsWriter
 from .parse import parse_lines
-from .reader import LineBatch, iter_line_batches
 from .references import first_pass
+from .rejects import rejects_table
 from .summary import Summary
 
-# Lines per batch. Polars' own buffers dominate memory; at this size they stay flat.
-DEFAULT_BATCH_SIZE = 1 << 18
+if TYPE_CHECKING:
+    import polars as pl
 
-REASON = pl.Enum(list(REASON_NAMES.values()))
-_REASON_BY_CODE = np.array([REASON_NAMES.get(code, "") for code in range(256)], dtype=object)
+# Lines per batch: the rules run batch by batch, with state carried across batches.
+DEFAULT_BATCH_SIZE = 1 << 18
 
 # Progress callback: (pass name, bytes done in this batch).
 Progress = Callable[[str, int], None]
@@ -44,82 +47,99 @@ Progress = Callable[[str, int], None]
 
 @dataclass
 class Result:
-    """What a run produced. `rejects` is None when they were streamed to a file instead."""
+    """What a run produced, as Arrow tables; `accounts` and `rejects` give Polars
+    DataFrames. The rejects are None when they were streamed to a file instead."""
 
-    accounts: pl.DataFrame
-    rejects: pl.DataFrame | None
+    accounts_table: pa.Table
+    rejects_tables: list[pa.Table] | None
     summary: Summary
+
+    @property
+    def accounts(self) -> pl.DataFrame:
+        """One row per account, sorted by client; amounts exact, as Decimal(38, 4)."""
+        from .frames import accounts_frame
+
+        return accounts_frame(self.accounts_table)
+
+    @property
+    def rejects(self) -> pl.DataFrame | None:
+        """Every rejected row: line (1-based, in the input file), reason, raw line."""
+        if self.rejects_tables is None:
+            return None
+        from .frames import rejects_frame
+
+        return rejects_frame(self.rejects_tables)
 
 
 @dataclass
 class ParsedBatch:
-    """A batch of lines, typed: one entry per line."""
+    """Lines lo .. lo + n - 1 of a block, typed: one entry per line."""
 
-    lines: LineBatch
+    block: Block
+    lo: int
     kinds: np.ndarray
     clients: np.ndarray
     txs: np.ndarray
     amounts: np.ndarray
     status: np.ndarray
 
-
-def parse_batch(
-    batch: LineBatch, header: Header, nul_lines: np.ndarray | None = None
-) -> ParsedBatch:
-    n = len(batch)
-    kinds = np.empty(n, dtype=np.uint8)
-    clients = np.empty(n, dtype=np.uint16)
-    txs = np.empty(n, dtype=np.uint32)
-    amounts = np.empty(n, dtype=np.int64)
-    status = np.empty(n, dtype=np.uint8)
-    parse_lines(
-        batch.offsets,
-        batch.data,
-        header.type,
-        header.client,
-        header.tx,
-        header.amount,
-        header.width,
-        kinds,
-        clients,
-        txs,
-        amounts,
-        status,
-    )
-    if nul_lines is not None and nul_lines.size:
-        # Lines holding a NUL byte, as the first pass found them: not text we accept.
-        lo, hi = np.searchsorted(nul_lines, [batch.first_line, batch.first_line + n])
-        rows = nul_lines[lo:hi] - batch.first_line
-        status[rows] = MALFORMED_ROW
-        kinds[rows] = NONE
-    return ParsedBatch(batch, kinds, clients, txs, amounts, status)
+    @property
+    def first_line(self) -> int:
+        return self.block.first_line + self.lo
 
 
-def parsed_batches(
-    path: str | Path, header: Header, batch_size: int, nul_lines: np.ndarray | None = None
-) -> Iterator[ParsedBatch]:
-    for batch in iter_line_batches(path, header.line_index + 1, batch_size):
-        yield parse_batch(batch, header, nul_lines)
+class Parser:
+    """Types the lines of blocks, batch by batch.
 
+    Two sets of output arrays take turns, so a batch stays valid while the next one is
+    parsed (the rules run on one while the parser fills the other).
+    """
 
-def rejects_frame(parsed: ParsedBatch) -> pl.DataFrame:
-    """The rejected rows of a decided batch: line number, reason, raw line."""
-    status = parsed.status
-    idx = np.flatnonzero((status != APPLIED) & (status != BLANK))
-    lines = pl.from_arrow(parsed.lines.lines.take(idx))
-    return pl.DataFrame(
-        {
-            "line": (idx + parsed.lines.first_line).astype(np.uint64),
-            "reason": pl.Series(_REASON_BY_CODE[status[idx]], dtype=pl.String).cast(REASON),
-            "raw": lines,
-        }
-    )
+    def __init__(self, header: Header, batch_size: int) -> None:
+        self.header = header
+        self.batch_size = batch_size
+        self._arrays = [
+            (
+                np.empty(batch_size, dtype=np.uint8),  # kinds
+                np.empty(batch_size, dtype=np.uint16),  # clients
+                np.empty(batch_size, dtype=np.uint32),  # txs
+                np.empty(batch_size, dtype=np.int64),  # amounts
+                np.empty(batch_size, dtype=np.uint8),  # status
+            )
+            for _ in range(2)
+        ]
+        self._turn = 0
 
-
-def empty_rejects() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={"line": pl.UInt64, "reason": REASON, "raw": pl.String},
-    )
+    def batches(self, block: Block) -> Iterator[ParsedBatch]:
+        """The block's lines, `batch_size` at a time. A batch is valid until the next but
+        one is parsed, and while its block is."""
+        h = self.header
+        for lo in range(0, len(block), self.batch_size):
+            n = min(self.batch_size, len(block) - lo)
+            kinds, clients, txs, amounts, status = (a[:n] for a in self._arrays[self._turn])
+            self._turn = 1 - self._turn
+            parse_lines(
+                block.data,
+                block.ends,
+                lo,
+                h.canonical,
+                h.type,
+                h.client,
+                h.tx,
+                h.amount,
+                h.width,
+                kinds,
+                clients,
+                txs,
+                amounts,
+                status,
+            )
+            if block.nul_rows.size:
+                # Lines holding a NUL byte: not text we accept.
+                rows = block.nul_rows[(block.nul_rows >= lo) & (block.nul_rows < lo + n)] - lo
+                status[rows] = MALFORMED_ROW
+                kinds[rows] = NONE
+            yield ParsedBatch(block, lo, kinds, clients, txs, amounts, status)
 
 
 def process(
@@ -143,29 +163,56 @@ def process(
     # Lines before the header are blank by definition; they are rows read, and skipped.
     summary.rows_read = summary.blank_lines = header.line_index
 
-    first = first_pass(
-        path, header, (lambda nbytes: progress("references", nbytes)) if progress else None
+    reader = BlockReader()
+    referenced = first_pass(
+        path,
+        header,
+        (lambda nbytes: progress("references", nbytes)) if progress else None,
+        reader,
     )
-    ledger = Ledger(first.referenced)
+    ledger = Ledger(referenced)
+    parser = Parser(header, batch_size)
 
-    kept: list[pl.DataFrame] = []
-    for parsed in parsed_batches(path, header, batch_size, first.nul_lines):
-        ledger.apply(parsed.kinds, parsed.clients, parsed.txs, parsed.amounts, parsed.status)
-        summary.count_batch(parsed.kinds, parsed.status)
+    kept: list[pa.Table] = []
+
+    def finish(parsed: ParsedBatch, rules: Future[None]) -> None:
+        rules.result()
         if rejects_to is not None or keep_rejects:
-            rejects = rejects_frame(parsed)
+            rejects = rejects_table(parsed.block, parsed.lo, parsed.status)
             if rejects_to is not None:
                 rejects_to.write(rejects)
-            elif rejects.height:
+            elif rejects.num_rows:
                 kept.append(rejects)
-        if progress:
-            progress("rules", parsed.lines.nbytes)
 
+    # The rules are sequential, the parser parallel: the rules run on one batch in their
+    # own thread while the parser types the next (both kernels release the GIL).
+    with ThreadPoolExecutor(max_workers=1) as rules_thread:
+        for block in reader.blocks(path, header.line_index + 1):
+            pending: tuple[ParsedBatch, Future[None]] | None = None
+            for parsed in parser.batches(block):
+                if pending:
+                    finish(*pending)
+                rules = rules_thread.submit(
+                    ledger.apply,
+                    parsed.kinds,
+                    parsed.clients,
+                    parsed.txs,
+                    parsed.amounts,
+                    parsed.status,
+                )
+                pending = (parsed, rules)
+            if pending:
+                finish(*pending)  # before the block's buffer is reused
+            if progress:
+                progress("rules", block.data.size)
+
+    summary.add_counts(ledger.outcomes, ledger.applied)
     accounts = ledger.accounts()
-    summary.accounts = accounts.height
-    summary.locked_accounts = int(accounts.get_column("locked").sum())
+    summary.accounts = accounts.num_rows
+    summary.locked_accounts = ledger.locked_accounts()
     summary.seconds = time.perf_counter() - started
-    rejects_df: pl.DataFrame | None = None
-    if rejects_to is None and keep_rejects:
-        rejects_df = pl.concat(kept) if kept else empty_rejects()
-    return Result(accounts=accounts, rejects=rejects_df, summary=summary)
+    return Result(
+        accounts_table=accounts,
+        rejects_tables=kept if rejects_to is None and keep_rejects else None,
+        summary=summary,
+    )

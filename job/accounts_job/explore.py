@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from .codes import KIND_NAMES, REASON_NAMES
-from .engine import REASON, process
+from .engine import process
+from .frames import REASON
 from .summary import Summary
 
 if TYPE_CHECKING:

@@ -33,6 +33,11 @@ class Header:
     line_index: int  # 0-based physical line of the header; data starts on the next line
     names: tuple[str, ...]
 
+    @property
+    def canonical(self) -> bool:
+        """Exactly `type,client,tx,amount`: rows may take the parser's fast path."""
+        return (self.type, self.client, self.tx, self.amount, self.width) == (0, 1, 2, 3, 4)
+
 
 def _is_blank(line: bytes) -> bool:
     return not line.strip(b" \t\r\n")

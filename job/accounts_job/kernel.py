@@ -119,7 +119,7 @@ def _slot(tx, referenced, rank):
     return np.int64(rank[w]) + np.int64(popcount(word & (bit - np.uint64(1))))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def apply_batch(
     kinds,
     clients,
@@ -135,13 +135,16 @@ def apply_batch(
     slot_client,
     slot_amount,
     slot_state,
+    outcomes,
+    applied,
 ):
     """Decide and apply every well-formed row of a batch, in order.
 
     `status` comes in as the parser left it (0 for well-formed rows) and leaves with each
     row's outcome: APPLIED or the reject reason. For accepted disputes, resolves and
     chargebacks, `amounts` gets the referenced deposit's amount, so the events of the
-    batch carry what moved. Returns `claimed`, grown if this batch claimed a larger id.
+    batch carry what moved. `outcomes` (by status code) and `applied` (by kind) count
+    the batch's rows. Returns `claimed`, grown if this batch claimed a larger id.
     """
     top = -1
     for i in range(kinds.size):
@@ -236,4 +239,9 @@ def apply_batch(
                 flags[c] |= LOCKED
         amounts[i] = a
         status[i] = APPLIED
+
+    for i in range(kinds.size):
+        outcomes[status[i]] += 1
+        if status[i] == APPLIED:
+            applied[kinds[i]] += 1
     return claimed

@@ -8,7 +8,6 @@ ledger then sizes one slot per referenced id. The second pass feeds batches to `
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from .codes import SCALE
@@ -45,6 +44,9 @@ class Ledger:
         self.slot_client = np.zeros(n, dtype=np.uint16)
         self.slot_amount = np.zeros(n, dtype=np.int64)
         self.slot_state = np.zeros(n, dtype=np.uint8)
+        # Rows so far by outcome (status code) and accepted rows by kind.
+        self.outcomes = np.zeros(256, dtype=np.int64)
+        self.applied = np.zeros(8, dtype=np.int64)
 
     def apply(
         self,
@@ -70,6 +72,8 @@ class Ledger:
             self.slot_client,
             self.slot_amount,
             self.slot_state,
+            self.outcomes,
+            self.applied,
         )
 
     def accounts_units(self) -> tuple[np.ndarray, ...]:
@@ -80,10 +84,13 @@ class Ledger:
         locked = (self.flags[clients] & LOCKED) != 0
         return clients.astype(np.uint16), available, held, available + held, locked
 
-    def accounts(self) -> pl.DataFrame:
+    def locked_accounts(self) -> int:
+        return int(np.count_nonzero(self.flags & LOCKED))
+
+    def accounts(self) -> pa.Table:
         """The projection: one row per account, sorted by client, exact decimals."""
         client, available, held, total, locked = self.accounts_units()
-        table = pa.table(
+        return pa.table(
             [
                 pa.array(client, type=pa.uint16()),
                 units_to_decimal(available),
@@ -93,7 +100,6 @@ class Ledger:
             ],
             schema=ACCOUNTS_SCHEMA,
         )
-        return pl.from_arrow(table)
 
 
 def units_to_decimal(units: np.ndarray) -> pa.Array:

@@ -13,18 +13,23 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal, Union
 
-import polars as pl
 import pyarrow as pa
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from .errors import OutputError, UsageError
+from .rejects import REJECTS_SCHEMA
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# The accounts as the engine makes them (Arrow) or as the API returns them (Polars).
+Accounts = Union[pa.Table, "pl.DataFrame"]
 
 Format = Literal["csv", "parquet"]
 _SUFFIXES: dict[str, Format] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-
-REJECTS_SCHEMA = pa.schema([("line", pa.uint64()), ("reason", pa.string()), ("raw", pa.string())])
 
 
 def format_for(path: str | Path, override: str | None = None) -> Format:
@@ -79,19 +84,29 @@ def _umask() -> int:
     return mask
 
 
-def write_accounts_csv(accounts: pl.DataFrame, out: IO[str] | IO[bytes] | str | Path) -> None:
-    # Polars writes a Decimal(38, 4) with all four places (1.5000, -0.2500) and booleans
-    # as true/false: SPEC.md's CSV as is, with no float on the way.
-    accounts.write_csv(out)
+def _arrow(frame: pa.Table | pl.DataFrame) -> pa.Table:
+    return frame if isinstance(frame, pa.Table) else frame.to_arrow()
 
 
-def write_accounts(
-    accounts: pl.DataFrame, path: str | Path | None, fmt: Format | None = None
-) -> None:
+def write_csv(table: pa.Table, out: IO[bytes] | str | Path, header: bool = True) -> None:
+    """CSV as SPEC.md writes it: a plain header line, a Decimal(38, 4) with all four
+    places (1.5000, -0.2500), booleans as true/false, quotes only where needed."""
+    options = pcsv.WriteOptions(include_header=False, quoting_style="needed")
+    if isinstance(out, (str, Path)):
+        with open(out, "wb") as f:
+            write_csv(table, f, header)
+        return
+    if header:
+        out.write((",".join(table.column_names) + "\n").encode())
+    pcsv.write_csv(table, out, options)
+
+
+def write_accounts(accounts: Accounts, path: str | Path | None, fmt: Format | None = None) -> None:
     """Write the accounts table to `path` (atomically), or as CSV to stdout if None."""
     if path is None:
-        write_accounts_csv(accounts, sys.stdout)
         sys.stdout.flush()
+        write_csv(_arrow(accounts), sys.stdout.buffer)
+        sys.stdout.buffer.flush()
         return
     fmt = fmt or format_for(path)
     target = AtomicFile(path)
@@ -103,11 +118,15 @@ def write_accounts(
     target.commit()
 
 
-def write_accounts_to(accounts: pl.DataFrame, path: Path, fmt: Format) -> None:
+def write_accounts_to(accounts: Accounts, path: Path, fmt: Format) -> None:
     if fmt == "csv":
-        write_accounts_csv(accounts, path)
+        write_csv(_arrow(accounts), path)
     else:
-        pq.write_table(accounts.to_arrow(), path)
+        pq.write_table(_arrow(accounts), path)
+
+
+# In files, `raw` is a plain string column: readers that predate large strings get it too.
+_REJECTS_FILE_SCHEMA = REJECTS_SCHEMA.set(2, pa.field("raw", pa.string()))
 
 
 class RejectsWriter:
@@ -119,20 +138,21 @@ class RejectsWriter:
         self._parquet: pq.ParquetWriter | None = None
         self._csv: IO[bytes] | None = None
         if self.format == "parquet":
-            self._parquet = pq.ParquetWriter(self.file.tmp, REJECTS_SCHEMA)
+            self._parquet = pq.ParquetWriter(self.file.tmp, _REJECTS_FILE_SCHEMA)
         else:
             self._csv = open(self.file.tmp, "wb")  # noqa: SIM115 - closed in close()
             self._csv.write(b"line,reason,raw\n")
 
-    def write(self, rejects: pl.DataFrame) -> None:
-        if rejects.height == 0:
+    def write(self, rejects: pa.Table | pl.DataFrame) -> None:
+        """Append a batch of rejects: line, reason, raw (as the engine or the API has them)."""
+        table = _arrow(rejects).cast(_REJECTS_FILE_SCHEMA)
+        if table.num_rows == 0:
             return
         if self._parquet is not None:
-            table = rejects.to_arrow().cast(REJECTS_SCHEMA)
             self._parquet.write_table(table)
         else:
             assert self._csv is not None
-            rejects.write_csv(self._csv, include_header=False)
+            write_csv(table, self._csv, header=False)
 
     def _close(self) -> None:
         if self._parquet is not None:

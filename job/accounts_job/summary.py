@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .codes import APPLIED, BLANK, KIND_NAMES, REASON_NAMES
+from .codes import BLANK, KIND_NAMES, REASON_NAMES
 
 
 @dataclass
@@ -41,16 +41,14 @@ class Summary:
     def rows_per_second(self) -> float:
         return self.rows_read / self.seconds if self.seconds > 0 else 0.0
 
-    def count_batch(self, kinds: np.ndarray, status: np.ndarray) -> None:
-        """Add one decided batch: every row is applied, rejected, or blank."""
-        self.rows_read += int(status.size)
-        by_status = np.bincount(status, minlength=256)
-        self.blank_lines += int(by_status[BLANK])
+    def add_counts(self, outcomes: np.ndarray, applied: np.ndarray) -> None:
+        """Add rows counted by outcome (indexed by status code) and accepted rows by kind."""
+        self.rows_read += int(outcomes.sum())
+        self.blank_lines += int(outcomes[BLANK])
         for code, name in REASON_NAMES.items():
-            self.rejected[name] += int(by_status[code])
-        applied_kinds = np.bincount(kinds[status == APPLIED], minlength=len(KIND_NAMES) + 1)
+            self.rejected[name] += int(outcomes[code])
         for code, name in KIND_NAMES.items():
-            self.applied[name] += int(applied_kinds[code])
+            self.applied[name] += int(applied[code])
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

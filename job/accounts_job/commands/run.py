@@ -90,7 +90,7 @@ def run(
                     progress=progress,
                 )
             if accounts_file is not None:
-                write_accounts_to(result.accounts, accounts_file.tmp, fmt)
+                write_accounts_to(result.accounts_table, accounts_file.tmp, fmt)
             if summary_file is not None:
                 summary_file.tmp.write_text(result.summary.to_json())
         except BaseException:
@@ -100,7 +100,7 @@ def run(
         for f in pending:
             f.commit()
         if out is None:
-            write_accounts(result.accounts, None)
+            write_accounts(result.accounts_table, None)
         if not quiet:
             sys.stderr.write(result.summary.to_text())
 

@@ -1,0 +1,191 @@
+"""The input as a stream of raw blocks of whole lines.
+
+Both passes read the file the same way: large blocks of bytes straight into a reused
+buffer, each cut after its last line end, the partial line carried over to the next
+block. Nothing is decoded or copied per line: the compiled kernels read the bytes where
+they lie, and memory holds two buffers however large the file.
+
+While the kernels work on one block, a thread reads the next into the other buffer (a
+file read releases the GIL), so the copy from the page cache costs no wall time.
+
+A line is everything up to an LF; a CR before it is the parser's business (parse.py).
+A line holding a NUL byte is not text we accept: each block lists them, and the engine
+rejects them as `malformed_row` (the scan for line ends notices them for free).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numba import njit, prange
+
+from .errors import ReadError
+from .kernel import popcount
+
+BLOCK_BYTES = 32 << 20
+_NEWLINE = 10
+
+
+@dataclass
+class Block:
+    """Consecutive whole lines of the input. Valid until the next block is read."""
+
+    first_line: int  # 1-based line number of the first line
+    data: np.ndarray  # uint8: the bytes, the last line's LF included if it has one
+    ends: np.ndarray  # int64: line i is data[ends[i - 1] + 1 : ends[i]] (ends[-1] = -1)
+    nul_rows: np.ndarray  # int64, sorted: indices of the lines that hold a NUL byte
+
+    def __len__(self) -> int:
+        return self.ends.size
+
+    def line_start(self, i: int) -> int:
+        return int(self.ends[i - 1]) + 1 if i > 0 else 0
+
+
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH = np.uint64(0x8080808080808080)
+_LFS = np.uint64(0x0A0A0A0A0A0A0A0A)
+
+
+@njit(cache=True, inline="always")
+def _lf_marks(word):
+    """The high bit of each byte of `word` that is an LF, and no other bit."""
+    x = word ^ _LFS  # LF bytes become zero
+    return ~(((x & _LOW7) + _LOW7) | x) & _HIGH
+
+
+_ONES = np.uint64(0x0101010101010101)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def newline_positions(words, tail, n_words):
+    """(positions of every LF in a block, in order; whether the block holds a NUL byte).
+
+    `words` is the block's first `n_words` * 8 bytes seen as 64-bit words, `tail` its
+    last few bytes. Eight bytes are tested at a time (branch-free zero-byte tests), in
+    parallel parts: first counted, then written at offsets the counts give.
+    """
+    parts = 16
+    size = (n_words + parts - 1) // parts
+    counts = np.zeros(parts + 1, dtype=np.int64)
+    nuls = np.zeros(parts, dtype=np.uint64)
+    for p in prange(parts):
+        found = 0
+        zero = np.uint64(0)
+        for w in range(p * size, min(n_words, (p + 1) * size)):
+            word = words[w]
+            found += popcount(_lf_marks(word))
+            zero |= (word - _ONES) & ~word & _HIGH  # nonzero if a byte is NUL
+        counts[p + 1] = found
+        nuls[p] = zero
+    has_nul = False
+    for p in range(parts):
+        counts[p + 1] += counts[p]
+        has_nul = has_nul or nuls[p] != 0
+    tail_found = 0
+    for i in range(tail.size):
+        tail_found += tail[i] == _NEWLINE
+        has_nul = has_nul or tail[i] == 0
+    out = np.empty(counts[parts] + tail_found, dtype=np.int64)
+    for p in prange(parts):
+        k = counts[p]
+        for w in range(p * size, min(n_words, (p + 1) * size)):
+            marks = _lf_marks(words[w])
+            while marks:
+                low = marks & (~marks + np.uint64(1))  # lowest set bit
+                out[k] = w * 8 + np.int64(popcount(low - np.uint64(1))) // 8
+                k += 1
+                marks ^= low
+    k = counts[parts]
+    for i in range(tail.size):
+        if tail[i] == _NEWLINE:
+            out[k] = n_words * 8 + i
+            k += 1
+    return out, has_nul
+
+
+def line_ends(data: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Positions of the LFs in `data` (a uint8 array whose start is 8-byte aligned), and
+    whether it holds a NUL byte."""
+    n_words = data.size // 8
+    return newline_positions(data[: n_words * 8].view(np.uint64), data[n_words * 8 :], n_words)
+
+
+class BlockReader:
+    """Reads files as blocks of whole lines into two buffers it keeps from file to file
+    (both passes read the same file: the second reuses the memory of the first)."""
+
+    def __init__(self, block_bytes: int | None = None) -> None:
+        """`block_bytes`: the most a block holds (default BLOCK_BYTES), unless one line is
+        longer, which grows the buffers."""
+        self.block_bytes = block_bytes or BLOCK_BYTES
+        self._buffers: list[np.ndarray] = []
+
+    def _buffers_for(self, size: int) -> list[np.ndarray]:
+        # Not larger than the file needs: a small file does not pay for big buffers.
+        # np.empty, not bytearray: nothing is zeroed that the read will overwrite.
+        size = max(64, min(self.block_bytes, size + 8))
+        if not self._buffers or self._buffers[0].size < size:
+            self._buffers = [np.empty(size, dtype=np.uint8) for _ in range(2)]
+        return self._buffers
+
+    def blocks(self, path: str | Path, skip_lines: int = 0) -> Iterator[Block]:
+        """Yield the lines after the first `skip_lines` of `path`, in blocks of whole
+        lines. A block is valid until the next one is read. Raises ReadError if reading
+        fails part way."""
+        line = skip_lines + 1
+        try:
+            # The pool is shut down (its read finished) before the file is closed.
+            with open(path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as pool:
+                for _ in range(skip_lines):
+                    f.readline()
+                buffers = self._buffers_for(os.fstat(f.fileno()).st_size - f.tell())
+                current = 0
+                filled = 0  # bytes in the current buffer, a carried partial line included
+                pending: Future[int] = pool.submit(f.readinto, buffers[current])
+                at_end = False
+                while not at_end:
+                    got = pending.result()
+                    at_end = got == 0
+                    filled += got
+                    buf = buffers[current][:filled]
+                    ends, has_nul = line_ends(buf)
+                    if at_end and filled and (ends.size == 0 or ends[-1] != filled - 1):
+                        ends = np.append(ends, filled)  # the last line lacks its line end
+                    if ends.size == 0:
+                        if filled == buffers[current].size:  # a line longer than the buffer
+                            grown = [np.empty(2 * filled, dtype=np.uint8) for _ in range(2)]
+                            grown[current][:filled] = buf
+                            buffers = self._buffers = grown
+                        if not at_end:
+                            pending = pool.submit(f.readinto, buffers[current][filled:])
+                        continue
+                    consumed = min(int(ends[-1]) + 1, filled)
+                    # Carry the partial last line into the other buffer and start reading
+                    # after it while this block is being worked on.
+                    rest = filled - consumed
+                    other = 1 - current
+                    buffers[other][:rest] = buf[consumed:]
+                    if not at_end:
+                        pending = pool.submit(f.readinto, buffers[other][rest:])
+                    data = buf[:consumed]
+                    nul_rows = _nul_rows(data, ends) if has_nul else _NO_ROWS
+                    yield Block(line, data, ends, nul_rows)
+                    line += ends.size
+                    current, filled = other, rest
+        except OSError as e:
+            reason = e.strerror or e
+            raise ReadError(f"reading {path} failed at or after line {line}: {reason}") from e
+
+
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+
+
+def _nul_rows(data: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Indices of the lines that hold a NUL byte (rare: only called when one does)."""
+    return np.unique(np.searchsorted(ends, np.flatnonzero(data == 0)))

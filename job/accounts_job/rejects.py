@@ -1,0 +1,87 @@
+"""Rejected rows as data: line number, reason and the raw line, batch by batch.
+
+Built as Arrow tables (pyarrow, no Polars), so the command line can stream them to CSV or
+Parquet without importing Polars; `frames.py` turns them into a Polars DataFrame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numba import njit
+
+from .blocks import Block
+from .codes import APPLIED, BLANK, REASON_NAMES
+
+REJECTS_SCHEMA = pa.schema(
+    [("line", pa.uint64()), ("reason", pa.string()), ("raw", pa.large_string())]
+)
+# Reason names by status code, so a batch's reasons are one vectorized take.
+_REASON_BY_CODE = pa.array([REASON_NAMES.get(code, "") for code in range(256)], pa.string())
+_CR = 13
+
+
+@njit(cache=True)
+def _gather_lines(data, ends, rows):
+    """The given lines of a block, copied out as Arrow string buffers (offsets, bytes),
+    with their CR line ends dropped, and which of them hold bytes past ASCII.
+
+    Lines past ASCII are left empty: the caller decodes them (see raw_lines).
+    """
+    n = rows.size
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    wide = np.zeros(n, dtype=np.bool_)
+    for j in range(n):
+        i = rows[j]
+        s = ends[i - 1] + 1 if i > 0 else 0
+        e = ends[i]
+        if e > s and data[e - 1] == _CR:
+            e -= 1
+        for k in range(s, e):
+            if data[k] >= 128:
+                wide[j] = True
+                break
+        offsets[j + 1] = offsets[j] + (0 if wide[j] else e - s)
+    out = np.empty(offsets[n], dtype=np.uint8)
+    for j in range(n):
+        if not wide[j]:
+            i = rows[j]
+            s = ends[i - 1] + 1 if i > 0 else 0
+            size = offsets[j + 1] - offsets[j]
+            out[offsets[j] : offsets[j + 1]] = data[s : s + size]
+    return offsets, out, wide
+
+
+def raw_lines(block: Block, rows: np.ndarray) -> pa.LargeStringArray:
+    """The text of the given lines of `block`, without their line ends.
+
+    Bytes that are not UTF-8 become U+FFFD, as Python's `errors="replace"` does, so a
+    rejected row always has its raw text whatever its encoding.
+    """
+    offsets, out, wide = _gather_lines(block.data, block.ends, rows.astype(np.int64))
+    array = pa.Array.from_buffers(
+        pa.large_string(), rows.size, [None, pa.py_buffer(offsets), pa.py_buffer(out)]
+    )
+    if wide.any():
+        # Rare: lines past ASCII, which may not be valid UTF-8, are decoded one by one.
+        texts = []
+        for j in np.flatnonzero(wide):
+            i = int(rows[j])
+            line = block.data[block.line_start(i) : int(block.ends[i])].tobytes()
+            texts.append(line.removesuffix(b"\r").decode("utf-8", errors="replace"))
+        array = pc.replace_with_mask(array, pa.array(wide), pa.array(texts, pa.large_string()))
+    return array
+
+
+def rejects_table(block: Block, lo: int, status: np.ndarray) -> pa.Table:
+    """The rejected rows among lines lo, lo + 1, ... of a block, once decided."""
+    idx = np.flatnonzero((status != APPLIED) & (status != BLANK))
+    return pa.table(
+        [
+            pa.array(idx + block.first_line + lo, pa.uint64()),
+            _REASON_BY_CODE.take(pa.array(status[idx])),
+            raw_lines(block, idx + lo),
+        ],
+        schema=REJECTS_SCHEMA,
+    )
