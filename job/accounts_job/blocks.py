@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from numba import njit, prange
 
+from .bits import popcount, trailing_zeros
 from .errors import ReadError
-from .kernel import popcount
 
 BLOCK_BYTES = 32 << 20
 _NEWLINE = 10
@@ -39,6 +39,9 @@ class Block:
     data: np.ndarray  # uint8: the bytes, the last line's LF included if it has one
     ends: np.ndarray  # int64: line i is data[ends[i - 1] + 1 : ends[i]] (ends[-1] = -1)
     nul_rows: np.ndarray  # int64, sorted: indices of the lines that hold a NUL byte
+    # The buffer from data[0] on as 64-bit words, reaching at least 8 bytes past the
+    # data: a kernel may load any 8 bytes that start in data (see parse.py's load8).
+    words: np.ndarray
 
     def __len__(self) -> int:
         return self.ends.size
@@ -53,7 +56,7 @@ _LFS = np.uint64(0x0A0A0A0A0A0A0A0A)
 
 
 @njit(cache=True, inline="always")
-def _lf_marks(word):
+def lf_marks(word):
     """The high bit of each byte of `word` that is an LF, and no other bit."""
     x = word ^ _LFS  # LF bytes become zero
     return ~(((x & _LOW7) + _LOW7) | x) & _HIGH
@@ -79,7 +82,7 @@ def newline_positions(words, tail, n_words):
         zero = np.uint64(0)
         for w in range(p * size, min(n_words, (p + 1) * size)):
             word = words[w]
-            found += popcount(_lf_marks(word))
+            found += popcount(lf_marks(word))
             zero |= (word - _ONES) & ~word & _HIGH  # nonzero if a byte is NUL
         counts[p + 1] = found
         nuls[p] = zero
@@ -95,18 +98,44 @@ def newline_positions(words, tail, n_words):
     for p in prange(parts):
         k = counts[p]
         for w in range(p * size, min(n_words, (p + 1) * size)):
-            marks = _lf_marks(words[w])
+            marks = lf_marks(words[w])
             while marks:
-                low = marks & (~marks + np.uint64(1))  # lowest set bit
-                out[k] = w * 8 + np.int64(popcount(low - np.uint64(1))) // 8
+                out[k] = w * 8 + np.int64(trailing_zeros(marks)) // 8
                 k += 1
-                marks ^= low
+                marks &= marks - np.uint64(1)  # clear the lowest set bit
     k = counts[parts]
     for i in range(tail.size):
         if tail[i] == _NEWLINE:
             out[k] = n_words * 8 + i
             k += 1
     return out, has_nul
+
+
+@njit(cache=True, inline="always")
+def next_line_end(data, words, pos):
+    """Position of the first LF at or after `pos` in `data`, or data.size if none.
+
+    `words` is the buffer seen as 64-bit words (Block.words): whole words of `data` are
+    tested eight bytes at a time.
+    """
+    n = data.size
+    while pos < n and pos & 7:
+        if data[pos] == _NEWLINE:
+            return pos
+        pos += 1
+    w = pos >> 3
+    n_words = n >> 3
+    while w < n_words:
+        marks = lf_marks(words[w])
+        if marks:
+            return w * 8 + np.int64(trailing_zeros(marks)) // 8
+        w += 1
+    pos = max(pos, n_words * 8)
+    while pos < n:
+        if data[pos] == _NEWLINE:
+            return pos
+        pos += 1
+    return n
 
 
 def line_ends(data: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -128,16 +157,20 @@ class BlockReader:
 
     def _buffers_for(self, size: int) -> list[np.ndarray]:
         # Not larger than the file needs: a small file does not pay for big buffers.
-        # np.empty, not bytearray: nothing is zeroed that the read will overwrite.
         size = max(64, min(self.block_bytes, size + 8))
-        if not self._buffers or self._buffers[0].size < size:
-            self._buffers = [np.empty(size, dtype=np.uint8) for _ in range(2)]
+        if not self._buffers or _capacity(self._buffers[0]) < size:
+            self._buffers = _new_buffers(size)
         return self._buffers
 
-    def blocks(self, path: str | Path, skip_lines: int = 0) -> Iterator[Block]:
+    def blocks(self, path: str | Path, skip_lines: int = 0, lines: bool = True) -> Iterator[Block]:
         """Yield the lines after the first `skip_lines` of `path`, in blocks of whole
         lines. A block is valid until the next one is read. Raises ReadError if reading
-        fails part way."""
+        fails part way.
+
+        With `lines=False` the lines are not looked for, for a pass that walks the bytes
+        itself: a block's `ends` holds only its last line end, `first_line` is not
+        counted, and `nul_rows` is empty.
+        """
         line = skip_lines + 1
         try:
             # The pool is shut down (its read finished) before the file is closed.
@@ -147,23 +180,28 @@ class BlockReader:
                 buffers = self._buffers_for(os.fstat(f.fileno()).st_size - f.tell())
                 current = 0
                 filled = 0  # bytes in the current buffer, a carried partial line included
-                pending: Future[int] = pool.submit(f.readinto, buffers[current])
+                cap = _capacity(buffers[0])
+                pending: Future[int] = pool.submit(f.readinto, buffers[current][:cap])
                 at_end = False
                 while not at_end:
                     got = pending.result()
                     at_end = got == 0
                     filled += got
                     buf = buffers[current][:filled]
-                    ends, has_nul = line_ends(buf)
+                    if lines:
+                        ends, has_nul = line_ends(buf)
+                    else:
+                        ends, has_nul = _last_line_end(buf), False
                     if at_end and filled and (ends.size == 0 or ends[-1] != filled - 1):
                         ends = np.append(ends, filled)  # the last line lacks its line end
                     if ends.size == 0:
-                        if filled == buffers[current].size:  # a line longer than the buffer
-                            grown = [np.empty(2 * filled, dtype=np.uint8) for _ in range(2)]
+                        if filled == cap:  # a line longer than the buffer
+                            grown = _new_buffers(2 * cap)
                             grown[current][:filled] = buf
                             buffers = self._buffers = grown
+                            cap = 2 * cap
                         if not at_end:
-                            pending = pool.submit(f.readinto, buffers[current][filled:])
+                            pending = pool.submit(f.readinto, buffers[current][filled:cap])
                         continue
                     consumed = min(int(ends[-1]) + 1, filled)
                     # Carry the partial last line into the other buffer and start reading
@@ -172,10 +210,11 @@ class BlockReader:
                     other = 1 - current
                     buffers[other][:rest] = buf[consumed:]
                     if not at_end:
-                        pending = pool.submit(f.readinto, buffers[other][rest:])
+                        pending = pool.submit(f.readinto, buffers[other][rest:cap])
                     data = buf[:consumed]
                     nul_rows = _nul_rows(data, ends) if has_nul else _NO_ROWS
-                    yield Block(line, data, ends, nul_rows)
+                    words = buffers[current].view(np.uint64)
+                    yield Block(line, data, ends, nul_rows, words)
                     line += ends.size
                     current, filled = other, rest
         except OSError as e:
@@ -184,6 +223,28 @@ class BlockReader:
 
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
+# Bytes past a buffer's capacity: room for the last 8-byte load (see Block.words).
+_SLACK = 16
+
+
+def _new_buffers(capacity: int) -> list[np.ndarray]:
+    # np.empty, not bytearray: nothing is zeroed that the read will overwrite. Whole
+    # 64-bit words, so a buffer views as words.
+    size = (capacity + _SLACK + 7) // 8 * 8
+    return [np.empty(size, dtype=np.uint8) for _ in range(2)]
+
+
+def _capacity(buffer: np.ndarray) -> int:
+    return buffer.size - _SLACK
+
+
+@njit(cache=True, nogil=True)
+def _last_line_end(data):
+    """[position of the last LF in data], or [] if there is none."""
+    for i in range(data.size - 1, -1, -1):
+        if data[i] == _NEWLINE:
+            return np.array([i], dtype=np.int64)
+    return np.zeros(0, dtype=np.int64)
 
 
 def _nul_rows(data: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -120,6 +120,7 @@ class Parser:
             self._turn = 1 - self._turn
             parse_lines(
                 block.data,
+                block.words,
                 block.ends,
                 lo,
                 h.canonical,

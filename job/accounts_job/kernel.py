@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .bits import popcount
 from .codes import (
     ACCOUNT_LOCKED,
     ALREADY_CHARGED_BACK,
@@ -56,15 +57,6 @@ MAX_WORDS = 1 << 26
 
 
 @njit(cache=True)
-def popcount(x):
-    # SWAR population count of a 64-bit word.
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
-
-
-@njit(cache=True)
 def grow_bitmap(bits, words):
     """`bits`, or a copy zero-extended to at least `words` words (doubling, capped)."""
     if words <= bits.size:
@@ -73,20 +65,6 @@ def grow_bitmap(bits, words):
     out = np.zeros(size, dtype=np.uint64)
     out[: bits.size] = bits
     return out
-
-
-@njit(cache=True)
-def set_bits(bits, ids):
-    """Set the bit of every non-negative id in `ids`; returns `bits`, grown as needed."""
-    top = -1
-    for i in range(ids.size):
-        top = max(top, ids[i])
-    bits = grow_bitmap(bits, (top >> 6) + 1)
-    for i in range(ids.size):
-        if ids[i] >= 0:
-            t = np.uint64(ids[i])
-            bits[t >> np.uint64(6)] |= np.uint64(1) << (t & np.uint64(63))
-    return bits
 
 
 @njit(cache=True)
@@ -105,7 +83,7 @@ def rank_index(referenced):
     return rank, total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _slot(tx, referenced, rank):
     """Slot of a referenced tx id, or -1 if no later row names it."""
     t = np.uint64(tx)

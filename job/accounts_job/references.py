@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 from numba import njit, prange
 
-from .blocks import BlockReader
+from .bits import trailing_zeros
+from .blocks import BlockReader, lf_marks, next_line_end
 from .codes import DISPUTE
 from .header import Header
-from .kernel import set_bits
+from .kernel import grow_bitmap
 from .parse import QUOTE, is_blank, parse_row
 
 
@@ -45,22 +46,99 @@ def _maybe_reference(data, start, end) -> bool:
     return c == 100 and p + 1 < end and (data[p + 1] | 32) == 105
 
 
+# A row that references a tx has at least 11 bytes (`resolve,1,2`) and its line end, so
+# a stretch of n bytes holds at most n // 11 + 1 of them.
+_MIN_REFERENCE_LINE = 11
+_PARTS = 64
+
+
+@njit(cache=True, inline="always")
+def _reference_at(data, words, s, e, type_first, canonical, cols):
+    """The tx id the line data[s:e] references, or -1 if it is no well-formed reference."""
+    if type_first and not _maybe_reference(data, s, e):
+        return -1
+    col_type, col_client, col_tx, col_amount, ncols = cols
+    status, kind, _, tx, _ = parse_row(
+        data, words, s, e, canonical, col_type, col_client, col_tx, col_amount, ncols
+    )
+    return np.int64(tx) if status == 0 and kind >= DISPUTE else -1
+
+
 @njit(cache=True, parallel=True, nogil=True)
-def _referenced_in_block(
-    data, ends, type_first, canonical, col_type, col_client, col_tx, col_amount, ncols, out
-):
-    """For each line of a block (line i ends at ends[i]): the tx id it references, or -1."""
-    for i in prange(ends.size):
-        s = ends[i - 1] + 1 if i > 0 else 0
-        e = ends[i]
-        out[i] = -1
-        if type_first and not _maybe_reference(data, s, e):
-            continue
-        status, kind, _, tx, _ = parse_row(
-            data, s, e, canonical, col_type, col_client, col_tx, col_amount, ncols
-        )
-        if status == 0 and kind >= DISPUTE:
-            out[i] = tx
+def _referenced_in_block(data, words, type_first, canonical, cols):
+    """The tx ids that the block's disputes, resolves and chargebacks name.
+
+    The block is cut into parts walked in parallel, eight bytes at a time. A part owns
+    the lines that start right after its LFs (the first part also the block's first
+    line), and looks at each only as far as needed: a line whose first byte cannot start
+    dispute, resolve or chargeback is never read further. Nothing is stored per line.
+    Returns (ids, counts): part p's ids are ids[p * cap : p * cap + counts[p]].
+    """
+    n = data.size
+    n_words = n >> 3  # whole words of data; `words` reaches past it (Block.words)
+    per_part = (n_words + _PARTS - 1) // _PARTS
+    cap = per_part * 8 // _MIN_REFERENCE_LINE + 2
+    ids = np.empty(_PARTS * cap, dtype=np.uint32)
+    counts = np.zeros(_PARTS, dtype=np.int64)
+    for p in prange(_PARTS):
+        k = p * cap
+        # A candidate line's start, parsed once its LF turns up.
+        pending = -1
+        if p == 0 and n > 0 and (not type_first or _maybe_reference(data, 0, n)):
+            pending = 0
+        w_hi = min(n_words, (p + 1) * per_part)
+        for w in range(p * per_part, w_hi):
+            marks = lf_marks(words[w])
+            while marks:
+                e = w * 8 + np.int64(trailing_zeros(marks)) // 8
+                marks &= marks - np.uint64(1)  # clear the lowest set bit
+                if pending >= 0:
+                    tx = _reference_at(data, words, pending, e, type_first, canonical, cols)
+                    if tx >= 0:
+                        ids[k] = tx
+                        k += 1
+                    pending = -1
+                # Bounded by n, not by the line's end (not known yet), this check may
+                # pass a line it should not; the parse then says no.
+                if e + 1 < n and (not type_first or _maybe_reference(data, e + 1, n)):
+                    pending = e + 1
+        # The bytes past the last whole word belong to the last part.
+        if p == _PARTS - 1:
+            for e in range(n_words * 8, n):
+                if data[e] == 10:
+                    if pending >= 0:
+                        tx = _reference_at(data, words, pending, e, type_first, canonical, cols)
+                        if tx >= 0:
+                            ids[k] = tx
+                            k += 1
+                        pending = -1
+                    if e + 1 < n and (not type_first or _maybe_reference(data, e + 1, n)):
+                        pending = e + 1
+        if pending >= 0:
+            # A candidate whose line ends in a later part (or is the block's last).
+            e = next_line_end(data, words, pending)
+            tx = _reference_at(data, words, pending, e, type_first, canonical, cols)
+            if tx >= 0:
+                ids[k] = tx
+                k += 1
+        counts[p] = k - p * cap
+    return ids, counts
+
+
+@njit(cache=True, nogil=True)
+def _set_parts(bits, ids, counts):
+    """Set the bit of every id _referenced_in_block found; returns `bits`, grown as needed."""
+    cap = ids.size // counts.size
+    top = -1
+    for p in range(counts.size):
+        for k in range(p * cap, p * cap + counts[p]):
+            top = max(top, np.int64(ids[k]))
+    bits = grow_bitmap(bits, (top >> 6) + 1)
+    for p in range(counts.size):
+        for k in range(p * cap, p * cap + counts[p]):
+            t = np.uint64(ids[k])
+            bits[t >> np.uint64(6)] |= np.uint64(1) << (t & np.uint64(63))
+    return bits
 
 
 def first_pass(
@@ -72,21 +150,15 @@ def first_pass(
     """Scan the file once; return the bitmap of every tx id that the file's disputes,
     resolves and chargebacks name."""
     referenced = np.zeros(1, dtype=np.uint64)
-    for block in (reader or BlockReader()).blocks(path, header.line_index + 1):
-        out = np.empty(len(block), dtype=np.int64)
-        _referenced_in_block(
+    for block in (reader or BlockReader()).blocks(path, header.line_index + 1, lines=False):
+        ids, counts = _referenced_in_block(
             block.data,
-            block.ends,
+            block.words,
             header.type == 0,
             header.canonical,
-            header.type,
-            header.client,
-            header.tx,
-            header.amount,
-            header.width,
-            out,
+            (header.type, header.client, header.tx, header.amount, header.width),
         )
-        referenced = set_bits(referenced, out)
+        referenced = _set_parts(referenced, ids, counts)
         if progress:
             progress(block.data.size)
     return referenced
