@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,35 +88,24 @@ class ParsedBatch:
 
 
 class Parser:
-    """Types the lines of blocks, batch by batch.
-
-    Two sets of output arrays take turns, so a batch stays valid while the next one is
-    parsed (the rules run on one while the parser fills the other).
-    """
+    """Types the lines of blocks, batch by batch, into arrays reused from batch to batch."""
 
     def __init__(self, header: Header, batch_size: int) -> None:
         self.header = header
         self.batch_size = batch_size
-        self._arrays = [
-            (
-                np.empty(batch_size, dtype=np.uint8),  # kinds
-                np.empty(batch_size, dtype=np.uint16),  # clients
-                np.empty(batch_size, dtype=np.uint32),  # txs
-                np.empty(batch_size, dtype=np.int64),  # amounts
-                np.empty(batch_size, dtype=np.uint8),  # status
-            )
-            for _ in range(2)
-        ]
-        self._turn = 0
+        self.kinds = np.empty(batch_size, dtype=np.uint8)
+        self.clients = np.empty(batch_size, dtype=np.uint16)
+        self.txs = np.empty(batch_size, dtype=np.uint32)
+        self.amounts = np.empty(batch_size, dtype=np.int64)
+        self.status = np.empty(batch_size, dtype=np.uint8)
 
     def batches(self, block: Block) -> Iterator[ParsedBatch]:
-        """The block's lines, `batch_size` at a time. A batch is valid until the next but
-        one is parsed, and while its block is."""
+        """The block's lines, `batch_size` at a time. A batch is valid until the next."""
         h = self.header
         for lo in range(0, len(block), self.batch_size):
             n = min(self.batch_size, len(block) - lo)
-            kinds, clients, txs, amounts, status = (a[:n] for a in self._arrays[self._turn])
-            self._turn = 1 - self._turn
+            kinds, clients, txs = self.kinds[:n], self.clients[:n], self.txs[:n]
+            amounts, status = self.amounts[:n], self.status[:n]
             parse_lines(
                 block.data,
                 block.words,
@@ -176,36 +164,17 @@ def process(
 
     kept: list[pa.Table] = []
 
-    def finish(parsed: ParsedBatch, rules: Future[None]) -> None:
-        rules.result()
-        if rejects_to is not None or keep_rejects:
-            rejects = rejects_table(parsed.block, parsed.lo, parsed.status)
-            if rejects_to is not None:
-                rejects_to.write(rejects)
-            elif rejects.num_rows:
-                kept.append(rejects)
-
-    # The rules are sequential, the parser parallel: the rules run on one batch in their
-    # own thread while the parser types the next (both kernels release the GIL).
-    with ThreadPoolExecutor(max_workers=1) as rules_thread:
-        for block in reader.blocks(path, header.line_index + 1):
-            pending: tuple[ParsedBatch, Future[None]] | None = None
-            for parsed in parser.batches(block):
-                if pending:
-                    finish(*pending)
-                rules = rules_thread.submit(
-                    ledger.apply,
-                    parsed.kinds,
-                    parsed.clients,
-                    parsed.txs,
-                    parsed.amounts,
-                    parsed.status,
-                )
-                pending = (parsed, rules)
-            if pending:
-                finish(*pending)  # before the block's buffer is reused
-            if progress:
-                progress("rules", block.data.size)
+    for block in reader.blocks(path, header.line_index + 1):
+        for parsed in parser.batches(block):
+            ledger.apply(parsed.kinds, parsed.clients, parsed.txs, parsed.amounts, parsed.status)
+            if rejects_to is not None or keep_rejects:
+                rejects = rejects_table(block, parsed.lo, parsed.status)
+                if rejects_to is not None:
+                    rejects_to.write(rejects)
+                elif rejects.num_rows:
+                    kept.append(rejects)
+        if progress:
+            progress("rules", block.data.size)
 
     summary.add_counts(ledger.outcomes, ledger.applied)
     accounts = ledger.accounts()

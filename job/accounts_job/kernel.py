@@ -97,7 +97,7 @@ def _slot(tx, referenced, rank):
     return np.int64(rank[w]) + np.int64(popcount(word & (bit - np.uint64(1))))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True)
 def apply_batch(
     kinds,
     clients,

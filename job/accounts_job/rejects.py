@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numba import njit
 
 from .blocks import Block
@@ -70,6 +69,8 @@ def raw_lines(block: Block, rows: np.ndarray) -> pa.LargeStringArray:
             i = int(rows[j])
             line = block.data[block.line_start(i) : int(block.ends[i])].tobytes()
             texts.append(line.removesuffix(b"\r").decode("utf-8", errors="replace"))
+        import pyarrow.compute as pc  # only here: its import costs more than a small run
+
         array = pc.replace_with_mask(array, pa.array(wide), pa.array(texts, pa.large_string()))
     return array
 
