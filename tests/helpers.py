@@ -63,8 +63,10 @@ def csv_text(*lines: str, header: str = HEADER) -> str:
     return "".join(f"{line}\n" for line in (header, *lines))
 
 
-def run_path(path: Path, batch_size: int = DEFAULT_BATCH_SIZE) -> Run:
-    result = accounts_job.process(path, batch_size=batch_size)
+def run_path(
+    path: Path, batch_size: int = DEFAULT_BATCH_SIZE, block_bytes: int | None = None
+) -> Run:
+    result = accounts_job.process(path, batch_size=batch_size, block_bytes=block_bytes)
     accounts = {
         client: (available, held, total, locked)
         for client, available, held, total, locked in result.accounts.iter_rows()

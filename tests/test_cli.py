@@ -22,8 +22,8 @@ from importlib import metadata
 from pathlib import Path
 
 import accounts_job
-import accounts_job.ledger
 import accounts_job.blocks
+import accounts_job.ledger
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest

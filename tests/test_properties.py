@@ -134,6 +134,9 @@ def csv_files(draw, max_rows: int = 30) -> bytes:
     eol = draw(st.sampled_from(["\n", "\n", "\r\n", "mixed"]))
     ends = [draw(st.sampled_from(["\n", "\r\n"])) if eol == "mixed" else eol for _ in lines]
     text = "".join(line + end for line, end in zip(lines, ends, strict=True))
+    if text and draw(st.integers(1, 10)) == 1:
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] + "\x00" + text[at:]  # a NUL byte: its line is not text
     if draw(st.booleans()):
         text = text[: -len(ends[-1])]  # no final line end
     if draw(st.integers(1, 5)) == 1:
@@ -141,15 +144,17 @@ def csv_files(draw, max_rows: int = 30) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def run_bytes(data: bytes, batch_sizes):
-    """Run the engine on `data` once per batch size; the runs, or HeaderError per size."""
+def run_bytes(data: bytes, sizes):
+    """Run the engine on `data` once per size: a batch size, or a (batch size, block
+    bytes) pair. The runs, or a HeaderError per size."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "in.csv"
         path.write_bytes(data)
         runs = []
-        for batch_size in batch_sizes:
+        for size in sizes:
+            batch_size, block_bytes = size if isinstance(size, tuple) else (size, None)
             try:
-                runs.append(run_path(path, batch_size))
+                runs.append(run_path(path, batch_size, block_bytes))
             except HeaderError as e:
                 runs.append(e)
         return runs
@@ -182,6 +187,14 @@ def check_against_model(data: bytes, batch_sizes) -> None:
 @given(data=csv_files(), random_batch=st.integers(4, 40))
 def test_engine_agrees_with_model_at_every_batch_size(data, random_batch):
     check_against_model(data, [1, 2, 3, random_batch, DEFAULT_BATCH_SIZE])
+
+
+@settings(PROFILE)
+@given(data=csv_files(), block_bytes=st.integers(1, 200), batch_size=st.integers(1, 40))
+def test_engine_agrees_with_model_at_every_block_size(data, block_bytes, batch_size):
+    """Tiny read blocks: lines cut at every place, lines longer than the buffer, the
+    first pass's parts smaller than a line."""
+    check_against_model(data, [(batch_size, block_bytes), (DEFAULT_BATCH_SIZE, 8)])
 
 
 @settings(PROFILE)

@@ -27,7 +27,7 @@ from numba import njit, prange
 from .bits import popcount, trailing_zeros
 from .errors import ReadError
 
-BLOCK_BYTES = 32 << 20
+BLOCK_BYTES = 8 << 20
 _NEWLINE = 10
 
 
@@ -66,12 +66,14 @@ _ONES = np.uint64(0x0101010101010101)
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def newline_positions(words, tail, n_words):
+def newline_positions(words, tail, n_words, out):
     """(positions of every LF in a block, in order; whether the block holds a NUL byte).
 
     `words` is the block's first `n_words` * 8 bytes seen as 64-bit words, `tail` its
     last few bytes. Eight bytes are tested at a time (branch-free zero-byte tests), in
-    parallel parts: first counted, then written at offsets the counts give.
+    parallel parts: first counted, then written at offsets the counts give. Returns
+    (out, count, has_nul): the positions are out[:count], where `out` is the array
+    given, or a larger one if that was too small.
     """
     parts = 16
     size = (n_words + parts - 1) // parts
@@ -94,7 +96,9 @@ def newline_positions(words, tail, n_words):
     for i in range(tail.size):
         tail_found += tail[i] == _NEWLINE
         has_nul = has_nul or tail[i] == 0
-    out = np.empty(counts[parts] + tail_found, dtype=np.int64)
+    total = counts[parts] + tail_found
+    if out.size < total:
+        out = np.empty(total + total // 4, dtype=np.int64)
     for p in prange(parts):
         k = counts[p]
         for w in range(p * size, min(n_words, (p + 1) * size)):
@@ -108,7 +112,10 @@ def newline_positions(words, tail, n_words):
         if tail[i] == _NEWLINE:
             out[k] = n_words * 8 + i
             k += 1
-    return out, has_nul
+    return out, total, has_nul
+
+
+_NO_ENDS = np.zeros(0, dtype=np.int64)
 
 
 @njit(cache=True, inline="always")
@@ -138,11 +145,12 @@ def next_line_end(data, words, pos):
     return n
 
 
-def line_ends(data: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Positions of the LFs in `data` (a uint8 array whose start is 8-byte aligned), and
-    whether it holds a NUL byte."""
+def line_ends(data: np.ndarray, out: np.ndarray = _NO_ENDS) -> tuple[np.ndarray, int, bool]:
+    """(out, count, has_nul): the positions of the LFs in `data` (a uint8 array whose
+    start is 8-byte aligned) are out[:count]; `out` is reused if large enough."""
     n_words = data.size // 8
-    return newline_positions(data[: n_words * 8].view(np.uint64), data[n_words * 8 :], n_words)
+    words = data[: n_words * 8].view(np.uint64)
+    return newline_positions(words, data[n_words * 8 :], n_words, out)
 
 
 class BlockReader:
@@ -154,10 +162,11 @@ class BlockReader:
         longer, which grows the buffers."""
         self.block_bytes = block_bytes or BLOCK_BYTES
         self._buffers: list[np.ndarray] = []
+        self._ends = _NO_ENDS  # line ends, reused from block to block
 
     def _buffers_for(self, size: int) -> list[np.ndarray]:
         # Not larger than the file needs: a small file does not pay for big buffers.
-        size = max(64, min(self.block_bytes, size + 8))
+        size = max(8, min(self.block_bytes, size + 8))
         if not self._buffers or _capacity(self._buffers[0]) < size:
             self._buffers = _new_buffers(size)
         return self._buffers
@@ -189,7 +198,8 @@ class BlockReader:
                     filled += got
                     buf = buffers[current][:filled]
                     if lines:
-                        ends, has_nul = line_ends(buf)
+                        self._ends, count, has_nul = line_ends(buf, self._ends)
+                        ends = self._ends[:count]
                     else:
                         ends, has_nul = _last_line_end(buf), False
                     if at_end and filled and (ends.size == 0 or ends[-1] != filled - 1):

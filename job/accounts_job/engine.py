@@ -135,6 +135,7 @@ def process(
     path: str | Path,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    block_bytes: int | None = None,
     rejects_to: RejectsWriter | None = None,
     keep_rejects: bool = True,
     progress: Progress | None = None,
@@ -144,6 +145,10 @@ def process(
     Returns the accounts (one row per account, sorted by client, amounts as exact
     Decimal(38, 4)), the rejected rows (line, reason, raw) unless `keep_rejects` is False
     or they go to `rejects_to`, and the summary. Raises a `JobError` for fatal errors.
+
+    `batch_size` is the number of lines the rules take at a time, `block_bytes` the
+    number of bytes read at a time (default blocks.BLOCK_BYTES); neither changes the
+    answer, only memory and speed.
     """
     started = time.perf_counter()
     path = Path(path)
@@ -152,7 +157,7 @@ def process(
     # Lines before the header are blank by definition; they are rows read, and skipped.
     summary.rows_read = summary.blank_lines = header.line_index
 
-    reader = BlockReader()
+    reader = BlockReader(block_bytes)
     referenced = first_pass(
         path,
         header,
@@ -180,6 +185,7 @@ def process(
     accounts = ledger.accounts()
     summary.accounts = accounts.num_rows
     summary.locked_accounts = ledger.locked_accounts()
+    summary.state_bytes = ledger.state_bytes()
     summary.seconds = time.perf_counter() - started
     return Result(
         accounts_table=accounts,

@@ -84,6 +84,21 @@ class Ledger:
         locked = (self.flags[clients] & LOCKED) != 0
         return clients.astype(np.uint16), available, held, available + held, locked
 
+    def state_bytes(self) -> int:
+        """Memory the rules hold: everything here, nothing per input row."""
+        arrays = (
+            self.available,
+            self.held,
+            self.flags,
+            self.claimed,
+            self.referenced,
+            self.rank,
+            self.slot_client,
+            self.slot_amount,
+            self.slot_state,
+        )
+        return sum(a.nbytes for a in arrays)
+
     def locked_accounts(self) -> int:
         return int(np.count_nonzero(self.flags & LOCKED))
 

@@ -65,21 +65,20 @@ def _reference_at(data, words, s, e, type_first, canonical, cols):
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _referenced_in_block(data, words, type_first, canonical, cols):
+def _referenced_in_block(data, words, type_first, canonical, cols, ids, counts):
     """The tx ids that the block's disputes, resolves and chargebacks name.
 
     The block is cut into parts walked in parallel, eight bytes at a time. A part owns
     the lines that start right after its LFs (the first part also the block's first
     line), and looks at each only as far as needed: a line whose first byte cannot start
     dispute, resolve or chargeback is never read further. Nothing is stored per line.
-    Returns (ids, counts): part p's ids are ids[p * cap : p * cap + counts[p]].
+    Part p's ids go to ids[p * cap : p * cap + counts[p]]; `ids` must hold
+    reference_capacity(data.size) entries.
     """
     n = data.size
     n_words = n >> 3  # whole words of data; `words` reaches past it (Block.words)
     per_part = (n_words + _PARTS - 1) // _PARTS
-    cap = per_part * 8 // _MIN_REFERENCE_LINE + 2
-    ids = np.empty(_PARTS * cap, dtype=np.uint32)
-    counts = np.zeros(_PARTS, dtype=np.int64)
+    cap = ids.size // _PARTS
     for p in prange(_PARTS):
         k = p * cap
         # A candidate line's start, parsed once its LF turns up.
@@ -122,7 +121,12 @@ def _referenced_in_block(data, words, type_first, canonical, cols):
                 ids[k] = tx
                 k += 1
         counts[p] = k - p * cap
-    return ids, counts
+
+
+def reference_capacity(n: int) -> int:
+    """Room for the ids _referenced_in_block may find in n bytes."""
+    per_part = (n // 8 + _PARTS - 1) // _PARTS
+    return _PARTS * (per_part * 8 // _MIN_REFERENCE_LINE + 2)
 
 
 @njit(cache=True, nogil=True)
@@ -150,15 +154,23 @@ def first_pass(
     """Scan the file once; return the bitmap of every tx id that the file's disputes,
     resolves and chargebacks name."""
     referenced = np.zeros(1, dtype=np.uint64)
+    # Found ids per part of a block, reused from block to block.
+    ids = np.empty(0, dtype=np.uint32)
+    counts = np.zeros(_PARTS, dtype=np.int64)
     for block in (reader or BlockReader()).blocks(path, header.line_index + 1, lines=False):
-        ids, counts = _referenced_in_block(
+        size = reference_capacity(block.data.size)
+        if ids.size < size:
+            ids = np.empty(size, dtype=np.uint32)
+        _referenced_in_block(
             block.data,
             block.words,
             header.type == 0,
             header.canonical,
             (header.type, header.client, header.tx, header.amount, header.width),
+            ids[:size],
+            counts,
         )
-        referenced = _set_parts(referenced, ids, counts)
+        referenced = _set_parts(referenced, ids[:size], counts)
         if progress:
             progress(block.data.size)
     return referenced

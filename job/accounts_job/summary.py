@@ -26,6 +26,7 @@ class Summary:
     blank_lines: int = 0
     accounts: int = 0
     locked_accounts: int = 0
+    state_bytes: int = 0  # memory the rules held at the end: balances, tx ids, references
     seconds: float = 0.0
     version: str = __version__
 
