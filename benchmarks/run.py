@@ -7,8 +7,11 @@ alternating, N times each:
 - read: a Python process that imports Polars and reads and types the four columns
         (type str, client u16, tx u32, amount f64): the least any tool can do with the file.
 
-Prints a Markdown table: rows, median seconds of each, the ratio, rows/s, and the peak
-resident memory of each process. Both are whole processes, so start-up counts for both.
+Prints a Markdown table: rows, median seconds of each, the ratio, rows/s, the peak
+resident memory of each process, and the memory the job's rules held at the end (from its
+summary: balances, claimed tx ids, referenced deposits). Both are whole processes, so
+start-up counts for both. Below the table, how the job's peak grew from the smallest file
+to each larger one, against how much of that the rules needed.
 
     python3 -m uv run python benchmarks/run.py                 # 1M and 10M rows
     python3 -m uv run python benchmarks/run.py --sizes 1m,10m,100m --repeat 5
@@ -17,6 +20,7 @@ resident memory of each process. Both are whole processes, so start-up counts fo
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -86,8 +90,10 @@ def timed(cmd: list[str]) -> tuple[float, int]:
 
 
 def measure(path: Path, repeat: int) -> dict[str, float]:
-    out = Path(tempfile.mkdtemp()) / "accounts.parquet"
+    folder = Path(tempfile.mkdtemp())
+    out, summary = folder / "accounts.parquet", folder / "summary.json"
     job = [str(BIN / "accounts-job"), "run", str(path), "--out", str(out), "--quiet"]
+    job += ["--summary", str(summary)]
     read = [sys.executable, "-c", READ, str(path)]
     # One warm-up of each: page cache and compiled-code cache, as on a nightly machine.
     timed(job)
@@ -105,7 +111,12 @@ def measure(path: Path, repeat: int) -> dict[str, float]:
         "read": statistics.median(read_s),
         "job_rss": max(job_rss),
         "read_rss": max(read_rss),
+        "state": json.loads(summary.read_text())["state_bytes"],
     }
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
 
 
 def main() -> None:
@@ -122,18 +133,27 @@ def main() -> None:
     )
     print(
         "| rows | file | job s | Polars read s | ratio | job rows/s | job peak RSS "
-        "| read peak RSS |"
+        "| read peak RSS | rules state |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    results = []
     for size in args.sizes.split(","):
         rows = parse_size(size)
         path = ensure_file(rows, min(args.clients, rows), args.seed)
         m = measure(path, args.repeat)
+        results.append((rows, m))
         print(
             f"| {label(rows)} | {path.stat().st_size / 1e6:,.0f} MB | {m['job']:.2f} "
             f"| {m['read']:.2f} | {m['job'] / m['read']:.2f} | {rows / m['job']:,.0f} "
-            f"| {m['job_rss'] / 2**20:,.0f} MiB | {m['read_rss'] / 2**20:,.0f} MiB |",
+            f"| {mib(m['job_rss'])} | {mib(m['read_rss'])} | {mib(m['state'])} |",
             flush=True,
+        )
+    print()
+    (small, base), *larger = results
+    for rows, m in larger:
+        print(
+            f"{label(small)} -> {label(rows)}: job peak +{mib(m['job_rss'] - base['job_rss'])}, "
+            f"of which the rules need +{mib(m['state'] - base['state'])}"
         )
 
 

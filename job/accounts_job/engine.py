@@ -15,8 +15,10 @@ referenced tx ids and the largest tx id, not on the number of rows.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,13 +27,17 @@ import numpy as np
 import pyarrow as pa
 
 from .blocks import Block, BlockReader
-from .codes import MALFORMED_ROW, NONE
+from .codes import APPLIED, DEPOSIT, MALFORMED_ROW, NONE, WITHDRAWAL
+from .errors import JobError, ReadError
+from .events import events_table
 from .header import Header, read_header
+from .kernel import DEPOSITED, WITHDRAWN
 from .ledger import Ledger
-from .output import RejectsWriter
+from .output import TableWriter
 from .parse import parse_lines
 from .references import first_pass
 from .rejects import rejects_table
+from .state import AppliedFile, LedgerWriter, Manifest, StateDir, file_sha256, now
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -47,11 +53,15 @@ Progress = Callable[[str, int], None]
 @dataclass
 class Result:
     """What a run produced, as Arrow tables; `accounts` and `rejects` give Polars
-    DataFrames. The rejects are None when they were streamed to a file instead."""
+    DataFrames. The rejects are None when they were streamed to a file instead.
+
+    `pending` is the nightly state's commit when `process` was asked to defer it: call
+    its `commit()` once the outputs are safe (or `discard()`)."""
 
     accounts_table: pa.Table
     rejects_tables: list[pa.Table] | None
     summary: Summary
+    pending: PendingCommit | None = None
 
     @property
     def accounts(self) -> pl.DataFrame:
@@ -131,14 +141,53 @@ class Parser:
             yield ParsedBatch(block, lo, kinds, clients, txs, amounts, status)
 
 
+class AlreadyApplied(JobError):
+    """The input's content was already applied to the state: nothing to do."""
+
+    exit_code = 0
+
+
+class PendingCommit:
+    """A nightly run's new state, written beside the old, waiting to become the state.
+
+    Holds the state folder's lock until `commit` or `discard`."""
+
+    def __init__(
+        self,
+        state: StateDir,
+        manifest: Manifest,
+        ledger: Ledger,
+        ledger_file: Path,
+        applied: AppliedFile,
+    ) -> None:
+        self.state, self.manifest, self.ledger = state, manifest, ledger
+        self.ledger_file, self.applied = ledger_file, applied
+        self._lock = contextlib.ExitStack()
+
+    def hold(self, lock: contextlib.ExitStack) -> None:
+        """Keep the state folder's lock until commit or discard."""
+        self._lock = lock
+
+    def commit(self) -> Manifest:
+        with self._lock:
+            return self.state.commit(self.manifest, self.ledger, self.ledger_file, self.applied)
+
+    def discard(self) -> None:
+        with self._lock, contextlib.suppress(FileNotFoundError):
+            self.ledger_file.unlink()
+
+
 def process(
     path: str | Path,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     block_bytes: int | None = None,
-    rejects_to: RejectsWriter | None = None,
+    rejects_to: TableWriter | None = None,
+    events_to: TableWriter | None = None,
     keep_rejects: bool = True,
     progress: Progress | None = None,
+    state: str | Path | StateDir | None = None,
+    defer_commit: bool = False,
 ) -> Result:
     """Run the job over the CSV at `path`.
 
@@ -148,16 +197,64 @@ def process(
 
     `batch_size` is the number of lines the rules take at a time, `block_bytes` the
     number of bytes read at a time (default blocks.BLOCK_BYTES); neither changes the
-    answer, only memory and speed.
+    answer, only memory and speed. `events_to` receives the accepted events.
+
+    With `state` (a folder), the run starts from what earlier runs left there and
+    commits the new state at the end (or leaves that to the caller: `defer_commit`). A
+    file whose content was already applied raises AlreadyApplied, and nothing changes.
     """
+    options = _Options(batch_size, block_bytes, rejects_to, events_to, keep_rejects, progress)
+    if state is None:
+        return _process(Path(path), options)
+    folder = state if isinstance(state, StateDir) else StateDir(state)
+    with contextlib.ExitStack() as lock:
+        lock.enter_context(folder.locked())
+        result = _process(Path(path), options, folder)
+        assert result.pending is not None
+        result.pending.hold(lock.pop_all())
+    if not defer_commit:
+        result.pending.commit()
+        result.pending = None
+    return result
+
+
+@dataclass
+class _Options:
+    batch_size: int
+    block_bytes: int | None
+    rejects_to: TableWriter | None
+    events_to: TableWriter | None
+    keep_rejects: bool
+    progress: Progress | None
+
+
+def _process(path: Path, options: _Options, state: StateDir | None = None) -> Result:
+    with contextlib.ExitStack() as stack:
+        manifest = content_hash = None
+        if state is not None:
+            manifest = state.manifest()
+            # The content hash (exactly once) is read in a thread during the first pass.
+            hashing = stack.enter_context(ThreadPoolExecutor(1))
+            content_hash = hashing.submit(file_sha256, path)
+        return _run(path, options, state, manifest, content_hash)
+
+
+def _run(
+    path: Path,
+    options: _Options,
+    state: StateDir | None,
+    manifest: Manifest | None,
+    content_hash: Future[str] | None,
+) -> Result:
     started = time.perf_counter()
-    path = Path(path)
+    batch_size, progress = options.batch_size, options.progress
+    rejects_to, keep_rejects = options.rejects_to, options.keep_rejects
     header = read_header(path)
     summary = Summary(input=str(path), input_bytes=path.stat().st_size)
     # Lines before the header are blank by definition; they are rows read, and skipped.
     summary.rows_read = summary.blank_lines = header.line_index
 
-    reader = BlockReader(block_bytes)
+    reader = BlockReader(options.block_bytes)
     referenced = first_pass(
         path,
         header,
@@ -165,21 +262,34 @@ def process(
         reader,
     )
     ledger = Ledger(referenced)
+    ledger_out: LedgerWriter | None = None
+    if state is not None:
+        assert manifest is not None and content_hash is not None
+        sha256 = _content_hash(content_hash, path)
+        earlier = manifest.applied_with(sha256)
+        if earlier is not None:
+            raise AlreadyApplied(
+                f"{path} was already applied to {state.path} (as {earlier.name}, "
+                f"{earlier.applied_at}): nothing changed"
+            )
+        state.load(manifest, ledger)
+        initial_slots = ledger.slot_state.copy()
+        ledger_out = LedgerWriter(state.new_ledger_path(manifest))
     parser = Parser(header, batch_size)
 
     kept: list[pa.Table] = []
-
-    for block in reader.blocks(path, header.line_index + 1):
-        for parsed in parser.batches(block):
-            ledger.apply(parsed.kinds, parsed.clients, parsed.txs, parsed.amounts, parsed.status)
-            if rejects_to is not None or keep_rejects:
-                rejects = rejects_table(block, parsed.lo, parsed.status)
-                if rejects_to is not None:
-                    rejects_to.write(rejects)
-                elif rejects.num_rows:
-                    kept.append(rejects)
-        if progress:
-            progress("rules", block.data.size)
+    try:
+        for block in reader.blocks(path, header.line_index + 1):
+            for parsed in parser.batches(block):
+                _decide(parsed, ledger, options, ledger_out, kept)
+            if progress:
+                progress("rules", block.data.size)
+        if ledger_out is not None:
+            ledger_out.close(ledger, initial_slots)
+    except BaseException:
+        if ledger_out is not None:
+            ledger_out.discard()
+        raise
 
     summary.add_counts(ledger.outcomes, ledger.applied)
     accounts = ledger.accounts()
@@ -187,8 +297,66 @@ def process(
     summary.locked_accounts = ledger.locked_accounts()
     summary.state_bytes = ledger.state_bytes()
     summary.seconds = time.perf_counter() - started
+    pending = None
+    if state is not None:
+        assert manifest is not None and ledger_out is not None
+        applied = AppliedFile(
+            name=path.name,
+            sha256=sha256,
+            rows=summary.rows_read,
+            bytes=summary.input_bytes,
+            applied_at=now(),
+            version=manifest.version + 1,
+        )
+        pending = PendingCommit(state, manifest, ledger, ledger_out.path, applied)
     return Result(
         accounts_table=accounts,
         rejects_tables=kept if rejects_to is None and keep_rejects else None,
         summary=summary,
+        pending=pending,
     )
+
+
+def _content_hash(future: Future[str], path: Path) -> str:
+    try:
+        return future.result()
+    except OSError as e:
+        raise ReadError(f"reading {path} failed: {e.strerror or e}") from e
+
+
+def _decide(
+    parsed: ParsedBatch,
+    ledger: Ledger,
+    options: _Options,
+    ledger_out: LedgerWriter | None,
+    kept: list[pa.Table],
+) -> None:
+    """Apply the rules to a parsed batch, then send its outcomes where they go."""
+    ledger.apply(parsed.kinds, parsed.clients, parsed.txs, parsed.amounts, parsed.status)
+    if options.rejects_to is not None or options.keep_rejects:
+        rejects = rejects_table(parsed.block, parsed.lo, parsed.status)
+        if options.rejects_to is not None:
+            options.rejects_to.write(rejects)
+        elif rejects.num_rows:
+            kept.append(rejects)
+    if options.events_to is not None:
+        options.events_to.write(
+            events_table(
+                parsed.first_line,
+                parsed.kinds,
+                parsed.clients,
+                parsed.txs,
+                parsed.amounts,
+                parsed.status,
+            )
+        )
+    if ledger_out is not None:
+        # The accepted deposits and withdrawals: what later nights may reference.
+        k, st = parsed.kinds, parsed.status
+        rows = np.flatnonzero((st == APPLIED) & ((k == DEPOSIT) | (k == WITHDRAWAL)))
+        ledger_out.write(
+            parsed.txs[rows],
+            parsed.clients[rows],
+            parsed.amounts[rows],
+            np.where(k[rows] == DEPOSIT, DEPOSITED, WITHDRAWN).astype(np.uint8),
+        )

@@ -84,6 +84,14 @@ class Ledger:
         locked = (self.flags[clients] & LOCKED) != 0
         return clients.astype(np.uint16), available, held, available + held, locked
 
+    def restore_accounts(
+        self, clients: np.ndarray, available: np.ndarray, held: np.ndarray, locked: np.ndarray
+    ) -> None:
+        """Start from accounts an earlier run left (nightly state)."""
+        self.available[clients] = available
+        self.held[clients] = held
+        self.flags[clients] = EXISTS | np.where(locked, LOCKED, 0).astype(np.uint8)
+
     def state_bytes(self) -> int:
         """Memory the rules hold: everything here, nothing per input row."""
         arrays = (
@@ -115,6 +123,20 @@ class Ledger:
             ],
             schema=ACCOUNTS_SCHEMA,
         )
+
+
+def decimal_to_units(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The inverse of units_to_decimal for values that fit int64 units: the low words."""
+    if isinstance(values, pa.ChunkedArray):
+        chunks = [decimal_to_units(c) for c in values.chunks]
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+    if values.type != DECIMAL or values.null_count:
+        raise ValueError(f"expected {DECIMAL} without nulls, got {values.type}")
+    words = np.frombuffer(values.buffers()[1], dtype=np.int64)
+    words = words[2 * values.offset : 2 * (values.offset + len(values))].reshape(-1, 2)
+    if np.any(words[:, 1] != words[:, 0] >> 63):
+        raise ValueError("an amount is outside the int64 range of units")
+    return words[:, 0].copy()
 
 
 def units_to_decimal(units: np.ndarray) -> pa.Array:

@@ -125,27 +125,25 @@ def write_accounts_to(accounts: Accounts, path: Path, fmt: Format) -> None:
         pq.write_table(_arrow(accounts), path)
 
 
-# In files, `raw` is a plain string column: readers that predate large strings get it too.
-_REJECTS_FILE_SCHEMA = REJECTS_SCHEMA.set(2, pa.field("raw", pa.string()))
+class TableWriter:
+    """Streams a table to a CSV or Parquet file batch by batch, so rows never pile up in
+    memory; the file appears, whole, on `commit`."""
 
-
-class RejectsWriter:
-    """Streams rejected rows to a file batch by batch, so they never pile up in memory."""
-
-    def __init__(self, path: str | Path, fmt: Format | None = None) -> None:
+    def __init__(self, path: str | Path, schema: pa.Schema, fmt: Format | None = None) -> None:
         self.format = fmt or format_for(path)
+        self.schema = schema
         self.file = AtomicFile(path)
         self._parquet: pq.ParquetWriter | None = None
         self._csv: IO[bytes] | None = None
         if self.format == "parquet":
-            self._parquet = pq.ParquetWriter(self.file.tmp, _REJECTS_FILE_SCHEMA)
+            self._parquet = pq.ParquetWriter(self.file.tmp, schema)
         else:
             self._csv = open(self.file.tmp, "wb")  # noqa: SIM115 - closed in close()
-            self._csv.write(b"line,reason,raw\n")
+            self._csv.write((",".join(schema.names) + "\n").encode())
 
-    def write(self, rejects: pa.Table | pl.DataFrame) -> None:
-        """Append a batch of rejects: line, reason, raw (as the engine or the API has them)."""
-        table = _arrow(rejects).cast(_REJECTS_FILE_SCHEMA)
+    def write(self, batch: pa.Table | pl.DataFrame) -> None:
+        """Append a batch with the writer's columns (as the engine or the API has them)."""
+        table = _arrow(batch).cast(self.schema)
         if table.num_rows == 0:
             return
         if self._parquet is not None:
@@ -170,3 +168,20 @@ class RejectsWriter:
         with contextlib.suppress(Exception):
             self._close()
         self.file.discard()
+
+
+class RejectsWriter(TableWriter):
+    """The rejected rows: line, reason, raw (`raw` a plain string column in files, so
+    readers that predate large strings read it too)."""
+
+    def __init__(self, path: str | Path, fmt: Format | None = None) -> None:
+        super().__init__(path, REJECTS_SCHEMA.set(2, pa.field("raw", pa.string())), fmt)
+
+
+class EventsWriter(TableWriter):
+    """The accepted events: line, client, tx, event, amount (events.py)."""
+
+    def __init__(self, path: str | Path, fmt: Format | None = None) -> None:
+        from .events import EVENTS_SCHEMA
+
+        super().__init__(path, EVENTS_SCHEMA, fmt)
