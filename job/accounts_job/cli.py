@@ -96,3 +96,4 @@ def entry_point() -> None:
 
 # Commands register themselves on `app` when imported.
 from .commands import run as _run  # noqa: E402, F401
+from .commands import state as _state  # noqa: E402, F401

@@ -117,6 +117,8 @@ class Manifest:
     ledgers: list[str] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     applied: list[AppliedFile] = field(default_factory=list)
+    # accounts, locked accounts, claimed tx ids, ledger rows: for `state show`
+    counts: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         body = {"format": FORMAT, **asdict(self)}
@@ -306,7 +308,14 @@ class StateDir:
         """Write the new state beside the old and switch to it with one rename."""
         crash = crash_point
         version = manifest.version + 1
+        ledger_rows = pq.ParquetFile(ledger_file).metadata.num_rows
         new = Manifest(
+            counts={
+                "accounts": int(np.count_nonzero(ledger.flags)),
+                "locked_accounts": ledger.locked_accounts(),
+                "claimed_tx_ids": int(_popcounts(ledger.claimed).sum()),
+                "ledger_rows": manifest.counts.get("ledger_rows", 0) + ledger_rows,
+            },
             version=version,
             balances=f"balances-{version:06d}.parquet",
             claimed=f"claimed-{version:06d}.parquet",
@@ -360,6 +369,22 @@ class StateDir:
                     path.unlink()
 
 
+def describe(path: str | Path) -> dict[str, Any]:
+    """What `accounts-job state show` prints: the state's version, size and counts, and
+    every file applied to it."""
+    folder = StateDir(path)
+    manifest = folder.manifest()
+    return {
+        "state": str(folder.path),
+        "version": manifest.version,
+        "files": len(manifest.files),
+        "bytes": sum(meta["bytes"] for meta in manifest.files.values()),
+        **{k: manifest.counts.get(k, 0) for k in _COUNTS},
+        "applied": [asdict(a) for a in manifest.applied],
+    }
+
+
+_COUNTS = ("accounts", "locked_accounts", "claimed_tx_ids", "ledger_rows")
 _STATE_FILE = re.compile(r"^(\.manifest\.json\.\d+\.tmp|(balances|claimed|ledger)-\d+\.parquet)$")
 
 

@@ -9,15 +9,25 @@ from typing import Annotated
 import typer
 
 from ..cli import app, guarded
-from ..engine import DEFAULT_BATCH_SIZE, process
+from ..engine import DEFAULT_BATCH_SIZE, AlreadyApplied, process
 from ..errors import UsageError
-from ..output import AtomicFile, RejectsWriter, format_for, write_accounts, write_accounts_to
+from ..faults import crash_point
+from ..output import (
+    AtomicFile,
+    EventsWriter,
+    RejectsWriter,
+    TableWriter,
+    format_for,
+    write_accounts,
+    write_accounts_to,
+)
 from ..progress import progress_bar
 
 EXIT_STATUS = (
-    "Exit status: 0 when the run completed, rejected rows or not; 2 usage error; "
-    "65 INPUT has no usable header; 66 INPUT missing or unreadable; 70 internal error; "
-    "73 an output cannot be written; 74 reading INPUT failed part way."
+    "Exit status: 0 when the run completed, rejected rows or not, or INPUT was already "
+    "applied to --state; 2 usage error; 65 INPUT has no usable header, or the state is "
+    "damaged; 66 INPUT missing or unreadable; 70 internal error; 73 an output cannot be "
+    "written; 74 reading INPUT failed part way; 75 another run holds the state."
 )
 
 
@@ -48,6 +58,21 @@ def run(
         Path | None,
         typer.Option(help="Write the run's summary here as JSON."),
     ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every accepted event here (.csv or .parquet), in order: line, client, "
+            "tx, event (credited, debited, held, released, reversed, locked), amount."
+        ),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            help="Nightly state folder: start from what earlier runs left there, apply INPUT "
+            "once, and commit the new state after the outputs are written.",
+            file_okay=False,
+        ),
+    ] = None,
     batch_size: Annotated[
         int,
         typer.Option(min=1, help="Lines per batch: memory per batch versus overhead per batch."),
@@ -67,11 +92,13 @@ def run(
             raise UsageError("parquet output needs --out PATH; stdout takes CSV only")
         # Check every format, then open every output: a path that cannot be written fails
         # before the work, and whatever was opened is removed again.
-        if rejects is not None:
-            format_for(rejects)
-        pending: list[AtomicFile | RejectsWriter] = []
+        for extra in (rejects, events):
+            if extra is not None:
+                format_for(extra)
+        pending: list[AtomicFile | TableWriter] = []
+        result = None
         try:
-            accounts_file = summary_file = rejects_writer = None
+            accounts_file = summary_file = rejects_writer = events_writer = None
             if out is not None:
                 accounts_file = AtomicFile(out)
                 pending.append(accounts_file)
@@ -81,26 +108,50 @@ def run(
             if rejects is not None:
                 rejects_writer = RejectsWriter(rejects)
                 pending.append(rejects_writer)
+            if events is not None:
+                events_writer = EventsWriter(events)
+                pending.append(events_writer)
             with progress_bar(input, enabled=not quiet and sys.stderr.isatty()) as progress:
                 result = process(
                     input,
                     batch_size=batch_size,
                     rejects_to=rejects_writer,
+                    events_to=events_writer,
                     keep_rejects=False,
                     progress=progress,
+                    state=state,
+                    defer_commit=True,
                 )
             if accounts_file is not None:
                 write_accounts_to(result.accounts_table, accounts_file.tmp, fmt)
             if summary_file is not None:
                 summary_file.tmp.write_text(result.summary.to_json())
+        except AlreadyApplied as e:
+            # Not an error: the state already holds this file. Said even with --quiet.
+            for f in pending:
+                f.discard()
+            print(f"accounts-job: {e}", file=sys.stderr)
+            return
         except BaseException:
             for f in pending:
                 f.discard()
+            if result is not None and result.pending is not None:
+                result.pending.discard()
             raise
-        for f in pending:
-            f.commit()
-        if out is None:
-            write_accounts(result.accounts_table, None)
+        # The outputs first, then the state: a run stopped in between leaves the file
+        # not applied, and running it again writes the same outputs and commits.
+        try:
+            for f in pending:
+                f.commit()
+            if out is None:
+                write_accounts(result.accounts_table, None)
+            crash_point("outputs-written")
+        except BaseException:
+            if result.pending is not None:
+                result.pending.discard()
+            raise
+        if result.pending is not None:
+            result.pending.commit()
         if not quiet:
             sys.stderr.write(result.summary.to_text())
 
