@@ -232,11 +232,9 @@ def test_a_hand_edited_ledger_is_refused(tmp_path):
     state = two_nights(tmp_path)
     path = sorted(state.glob("ledger-*.parquet"))[0]
     table = pq.read_table(path)
-    amounts = table.column("amount").to_pylist()
-    amounts[0] = Decimal("500")
-    pq.write_table(
-        table.set_column(2, "amount", pa.array(amounts, table.schema.field(2).type)), path
-    )
+    amounts = table.column("amount_units").to_pylist()
+    amounts[0] = 5_000_000
+    pq.write_table(table.set_column(2, "amount_units", pa.array(amounts, pa.int64())), path)
     with pytest.raises(StateError, match="damaged or edited"):
         accounts_job.process(tonight(tmp_path, "resolve,1,1\n"), state=state)
 

@@ -8,9 +8,10 @@ A state folder holds, in open formats:
 - `claimed-<version>.parquet`: the claimed tx ids, as the non-zero 64-bit words of a
   bitmap (word index, bits);
 - `ledger-<version>.parquet`, one per run: the deposits and withdrawals that run
-  accepted (tx, client, amount, state: deposited, disputed, resolved, charged_back,
-  withdrawn), in file order, then the earlier ones whose dispute state it changed,
-  sorted by tx. A tx's latest row, over the runs in order, is its current state.
+  accepted (tx, client, amount_units (int64 units of 0.0001), state: deposited,
+  disputed, resolved, charged_back, withdrawn), in file order, then the earlier ones
+  whose dispute state it changed, sorted by tx. A tx's latest row, over the runs in
+  order, is its current state.
 
 A run reads the balances and the claimed ids whole (they are bounded: 65,536 accounts,
 and one bit per tx id), and from the ledgers only what the night's rows reference: the
@@ -76,11 +77,25 @@ BALANCES_SCHEMA = pa.schema(
     [("client", pa.uint16()), ("available", DECIMAL), ("held", DECIMAL), ("locked", pa.bool_())]
 )
 CLAIMED_SCHEMA = pa.schema([("word", pa.uint32()), ("bits", pa.uint64())])
+# The ledgers hold many rows a night: the amount as int64 units of 0.0001 (exact, half
+# the bytes of a decimal), tx ids delta-encoded (they mostly count up), and dictionary
+# encoding only where it pays (the state); this writes several times faster than the
+# defaults and reads back faster too.
 LEDGER_SCHEMA = pa.schema(
-    [("tx", pa.uint32()), ("client", pa.uint16()), ("amount", DECIMAL), ("state", STATE_TYPE)]
+    [
+        ("tx", pa.uint32()),
+        ("client", pa.uint16()),
+        pa.field("amount_units", pa.int64(), metadata={"unit": "0.0001"}),
+        ("state", STATE_TYPE),
+    ]
 )
 LEDGER_ROW_GROUP = 1 << 17
 _WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_page_checksum": True}
+_LEDGER_OPTIONS: dict[str, Any] = {
+    **_WRITE_OPTIONS,
+    "use_dictionary": ["state"],
+    "column_encoding": {"tx": "DELTA_BINARY_PACKED"},
+}
 
 
 class StateError(JobError):
@@ -284,7 +299,7 @@ class StateDir:
                 _restore_slots(
                     t.column("tx").to_numpy(),
                     t.column("client").to_numpy(),
-                    decimal_to_units(t.column("amount")),
+                    t.column("amount_units").to_numpy(),
                     _state_codes(t.column("state")),
                     ledger.referenced,
                     ledger.rank,
@@ -411,7 +426,7 @@ class LedgerWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writer = pq.ParquetWriter(path, LEDGER_SCHEMA, **_WRITE_OPTIONS)
+        self._writer = pq.ParquetWriter(path, LEDGER_SCHEMA, **_LEDGER_OPTIONS)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
 
@@ -464,7 +479,7 @@ def _ledger_table(tx, client, amount, state) -> pa.Table:
         [
             pa.array(tx, pa.uint32()),
             pa.array(client, pa.uint16()),
-            units_to_decimal(amount),
+            pa.array(amount, pa.int64()),
             pa.DictionaryArray.from_arrays(pa.array(state.astype(np.int8)), pa.array(_STATE_LIST)),
         ],
         schema=LEDGER_SCHEMA,
