@@ -225,25 +225,20 @@ def test_lock_chargebacks_without_events_is_none() -> None:
 def test_lock_chargebacks_pairs_each_locked_account_with_its_chargeback() -> None:
     events = pl.DataFrame(
         {
-            "line": [2, 4, 7, 9, 12],
-            "kind": ["deposit", "dispute", "chargeback", "deposit", "Chargeback"],
-            "client": [1, 1, 1, 5, 5],
-            "tx": [1, 1, 1, 8, 8],
-        }
+            "line": [2, 4, 7, 7, 9, 12, 12],
+            "event": ["credited", "held", "reversed", "locked", "credited", "reversed", "locked"],
+            "client": [1, 1, 1, 1, 5, 5, 5],
+            "tx": [1, 1, 1, 1, 8, 8, 8],
+            "amount": [D("10"), D("10"), D("10"), None, D("3"), D("3"), None],
+        },
+        schema_overrides={"amount": pl.Decimal(38, 4)},
     )
     found = explore.lock_chargebacks(ACCOUNTS, events)
     assert found is not None
-    assert rows(found.select("client", "line", "tx", "total")) == [
-        (1, 7, 1, D("-4")),
-        (5, 12, 8, D("0")),
+    assert rows(found.select("client", "line", "tx", "charged_back", "total")) == [
+        (1, 7, 1, D("10"), D("-4")),
+        (5, 12, 8, D("3"), D("0")),
     ]
-
-
-def test_lock_chargebacks_reads_a_type_column_as_kind() -> None:
-    events = pl.DataFrame({"type": ["chargeback"], "client": [5], "tx": [8]})
-    found = explore.lock_chargebacks(ACCOUNTS, events)
-    assert found is not None
-    assert found["client"].to_list() == [5]
 
 
 # --- The rejects ------------------------------------------------------------------------
@@ -330,7 +325,9 @@ def test_load_outputs_needs_only_the_accounts(tmp_path: Path) -> None:
 
 def test_load_outputs_reads_events_when_present(tmp_path: Path) -> None:
     write_accounts(ACCOUNTS, tmp_path / "accounts.csv")
-    (tmp_path / "events.csv").write_text("line,type,client,tx\n7,chargeback,1,1\n")
+    (tmp_path / "events.csv").write_text(
+        'line,client,tx,event,amount\n7,1,1,"reversed",10.0000\n7,1,1,"locked",\n'
+    )
     loaded = explore.load_outputs(
         accounts=tmp_path / "accounts.csv", events=tmp_path / "events.csv"
     )
@@ -378,7 +375,8 @@ def test_sample_outputs_are_the_job_run_on_the_sample(tmp_path: Path) -> None:
     assert s is not None
     assert s.rows_read == s.applied_total + s.rejected_total + s.blank_lines == 600
     assert s.accounts == sample.accounts.height == 30
-    assert sample.events is None
+    assert sample.events is not None
+    assert sample.events.height == s.applied_total + s.applied["chargeback"]
 
 
 # --- Charts -----------------------------------------------------------------------------

@@ -2,9 +2,19 @@
 
 __version__ = "0.1.0"
 
-from .engine import Result, process
+from .engine import AlreadyApplied, Result, process
 from .errors import JobError
-from .output import write_accounts
+from .output import EventsWriter, RejectsWriter, write_accounts
 from .summary import Summary
 
-__all__ = ["JobError", "Result", "Summary", "__version__", "process", "write_accounts"]
+__all__ = [
+    "AlreadyApplied",
+    "EventsWriter",
+    "JobError",
+    "RejectsWriter",
+    "Result",
+    "Summary",
+    "__version__",
+    "process",
+    "write_accounts",
+]

@@ -30,6 +30,7 @@ import polars as pl
 from .codes import KIND_NAMES, REASON_NAMES
 from .engine import process
 from .frames import REASON
+from .output import EventsWriter
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -68,8 +69,7 @@ class Outputs:
     accounts: pl.DataFrame
     rejects: pl.DataFrame | None = None
     summary: Summary | None = None
-    # A future output of the job: one row per applied row, with at least `kind` and
-    # `client` (and ideally `line`, `tx`, `amount`). Absent in every run today.
+    # The job's --events output: line, client, tx, event, amount.
     events: pl.DataFrame | None = None
     source: str = ""
 
@@ -140,15 +140,27 @@ def read_summary(path: str | Path) -> Summary:
 
 
 def read_events(path: str | Path) -> pl.DataFrame:
-    """An events file, CSV or Parquet. `type` is accepted as another name for `kind`."""
+    """The events file the job wrote (--events), CSV or Parquet, amounts exact."""
     path = Path(path)
-    frame = pl.read_parquet(path) if _is_parquet(path) else pl.read_csv(path)
-    if "kind" not in frame.columns and "type" in frame.columns:
-        frame = frame.rename({"type": "kind"})
-    missing = {"kind", "client"} - set(frame.columns)
+    if _is_parquet(path):
+        frame = pl.read_parquet(path)
+    else:
+        frame = pl.read_csv(path, schema_overrides={"amount": pl.String}, infer_schema=False)
+        bad = frame.filter(
+            pl.col("amount").is_not_null() & ~pl.col("amount").str.contains(_AMOUNT_TEXT)
+        )
+        if bad.height:
+            raise ValueError(f"{path}: amount {bad.item(0, 'amount')!r} is not an exact amount")
+    missing = {"line", "client", "tx", "event", "amount"} - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: an events file needs the columns {sorted(missing)}")
-    return frame
+    return frame.select(
+        pl.col("line").cast(pl.UInt64),
+        pl.col("client").cast(pl.UInt16),
+        pl.col("tx").cast(pl.UInt32),
+        pl.col("event").cast(pl.String),
+        pl.col("amount").cast(AMOUNT),
+    )
 
 
 def load_outputs(
@@ -239,12 +251,19 @@ def sample_outputs(
         malformed_rate=malformed_rate,
         prefer_api=prefer_api,
     )
-    result = process(path)
+    events_path = Path(folder) / "events.parquet"
+    writer = EventsWriter(events_path)
+    try:
+        result = process(path, events_to=writer)
+    except BaseException:
+        writer.discard()
+        raise
+    writer.commit()
     return Outputs(
         accounts=result.accounts,
         rejects=result.rejects,
         summary=result.summary,
-        events=None,
+        events=read_events(events_path),
         source=f"sample generated into {path}",
     )
 
@@ -377,12 +396,13 @@ def lock_chargebacks(accounts: pl.DataFrame, events: pl.DataFrame | None) -> pl.
     """
     if events is None:
         return None
-    kind = "kind" if "kind" in events.columns else "type"
-    charged = events.filter(pl.col(kind).cast(pl.String).str.to_lowercase() == "chargeback")
-    charged = charged.with_columns(pl.col("client").cast(pl.UInt16))
-    order = ["client", "line"] if "line" in charged.columns else ["client"]
+    # A chargeback is two events on its line: `reversed` (with the amount), then `locked`.
+    charged = events.filter(pl.col("event").cast(pl.String) == "reversed")
+    charged = charged.select(
+        pl.col("client").cast(pl.UInt16), "line", "tx", pl.col("amount").alias("charged_back")
+    )
     balances = locked_accounts(accounts).select("client", *AMOUNTS)
-    return charged.join(balances, on="client", how="inner").sort(order)
+    return charged.join(balances, on="client", how="inner").sort("client", "line")
 
 
 # --- The rejects ------------------------------------------------------------------------

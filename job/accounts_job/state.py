@@ -262,6 +262,12 @@ class StateDir:
     def load(self, manifest: Manifest, ledger: Ledger) -> None:
         """Set `ledger` to the state: balances, claimed ids, and the slots of the tx ids
         this night references that an earlier night claimed."""
+        try:
+            self._load(manifest, ledger)
+        except (ValueError, KeyError, IndexError) as e:  # columns or values not ours
+            raise StateError(f"state folder {self.path} holds a file it did not write: {e}")
+
+    def _load(self, manifest: Manifest, ledger: Ledger) -> None:
         if manifest.balances is not None:
             t = self._whole(manifest, manifest.balances)
             clients = t.column("client").to_numpy()
