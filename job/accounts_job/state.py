@@ -265,7 +265,7 @@ class StateDir:
         try:
             self._load(manifest, ledger)
         except (ValueError, KeyError, IndexError) as e:  # columns or values not ours
-            raise StateError(f"state folder {self.path} holds a file it did not write: {e}")
+            raise StateError(f"state folder {self.path} holds a file it did not write: {e}") from e
 
     def _load(self, manifest: Manifest, ledger: Ledger) -> None:
         if manifest.balances is not None:
