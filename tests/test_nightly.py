@@ -94,6 +94,23 @@ def test_nights_give_what_one_run_gives(tmp_path_factory, days):
     assert_same_as_one_run(tmp_path_factory.mktemp("nights"), rows, cuts)
 
 
+def cross_day_references(days: list[list[str]]) -> int:
+    """Disputes, resolves and chargebacks naming a tx first seen on an earlier day."""
+    first_day: dict[str, int] = {}
+    count = 0
+    for n, day in enumerate(days):
+        for line in day:
+            fields = [f.strip().strip('"').strip().lower() for f in line.split(",")]
+            if len(fields) < 3:
+                continue
+            kind, tx = fields[0], fields[2]
+            if kind in ("deposit", "withdrawal", "withdraw"):
+                first_day.setdefault(tx, n)
+            elif kind in ("dispute", "resolve", "chargeback") and first_day.get(tx, n) < n:
+                count += 1
+    return count
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_nights_of_generated_hostile_data_give_what_one_run_gives(tmp_path, seed):
     """Disputes, resolves and chargebacks of earlier days, tx ids reused across days,
@@ -102,6 +119,7 @@ def test_nights_of_generated_hostile_data_give_what_one_run_gives(tmp_path, seed
     generate(text, clients=40, transactions=4000, seed=seed, hostile=True)
     rows = text.getvalue().splitlines()[1:]
     cuts = [500, 1500, 1501, 2600, 3900]
+    assert cross_day_references(split_days(rows, cuts)) > 50
     whole = one_run(tmp_path, rows)
     reasons = {reason for _, reason, _ in whole.rejects.iter_rows()}
     assert {"duplicate_tx", "account_locked", "client_mismatch", "not_disputed"} <= reasons
@@ -314,3 +332,30 @@ def test_the_accounts_are_the_projection_of_the_events(tmp_path, batch_size):
             assert projected[client] == [available, held, locked]
         else:  # named only by rejected rows
             assert (available, held, locked) == (0, 0, False)
+
+
+def test_a_night_reads_only_the_ledger_row_groups_it_references(tmp_path, monkeypatch):
+    import accounts_job.state as state_module
+
+    monkeypatch.setattr(state_module, "LEDGER_ROW_GROUP", 4)
+    read: list[int] = []
+    real = pq.ParquetFile.read_row_group
+
+    def counting(self, i, *args, **kwargs):
+        read.append(i)
+        return real(self, i, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counting)
+    state = tmp_path / "state"
+    for night in "abc":
+        (tmp_path / night).mkdir()
+    first = [f"deposit,{1 + n % 3},{n},1" for n in range(40)]  # ten row groups of four
+    nightly(tmp_path / "a", [first], state)
+    assert read == []
+    nightly(tmp_path / "b", [["deposit,1,100,1"]], state)
+    assert read == []  # nothing tonight names an earlier tx
+    last, rejects, _ = nightly(tmp_path / "c", [["dispute,2,13"]], state)
+    assert read == [3]  # tx 13 is in the fourth row group of the first night's ledger
+    assert rejects == []
+    assert last is not None
+    assert {r[0]: r[2] for r in last.accounts.rows()}[2] == Decimal(1)
