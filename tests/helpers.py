@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import accounts_job
+import pytest
 from accounts_job.engine import DEFAULT_BATCH_SIZE
 
 HEADER = "type,client,tx,amount"
@@ -92,3 +95,14 @@ def D(text: str) -> Decimal:
 def zero() -> tuple[Decimal, Decimal, Decimal, bool]:
     """A new account: all zero, unlocked."""
     return (D("0"), D("0"), D("0"), False)
+
+
+def console_script() -> Path:
+    """The installed `accounts-job` script (the suite skips what needs it without it)."""
+    script = Path(sys.executable).with_name("accounts-job")
+    if not script.exists():
+        found = shutil.which("accounts-job")
+        if found is None:
+            pytest.skip("the accounts-job console script is not installed")
+        script = Path(found)
+    return script

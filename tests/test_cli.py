@@ -12,9 +12,7 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,7 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 from accounts_job import process
 from accounts_job.cli import app
-from helpers import REASONS, WORKED_EXAMPLE, WORKED_EXAMPLE_CSV
+from helpers import REASONS, WORKED_EXAMPLE, WORKED_EXAMPLE_CSV, console_script
 from typer.testing import CliRunner
 
 # SPEC.md, "A worked example": accounts and the rejected rows.
@@ -131,16 +129,6 @@ def accounts_from_parquet(path: Path) -> list[tuple]:
 
 def stable(summary: dict) -> dict:
     return {k: summary[k] for k in STABLE_SUMMARY_KEYS}
-
-
-def console_script() -> Path:
-    script = Path(sys.executable).with_name("accounts-job")
-    if not script.exists():
-        found = shutil.which("accounts-job")
-        if found is None:
-            pytest.skip("the accounts-job console script is not installed")
-        script = Path(found)
-    return script
 
 
 # ---------------------------------------------------------------------------- stdout, --out

@@ -146,17 +146,28 @@ def test_a_dispute_tonight_of_a_deposit_months_ago(tmp_path):
     ]
 
 
-def test_a_file_already_applied_changes_nothing(tmp_path):
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.fixture
+def one_night(tmp_path: Path) -> tuple[Path, Path]:
+    """A state folder with one file applied: (state, that file)."""
     state = tmp_path / "state"
     day = tmp_path / "day.csv"
     day.write_text(HEADER + "\ndeposit,1,1,5\n")
     accounts_job.process(day, state=state)
-    before = {p.name: p.read_bytes() for p in state.iterdir()}
+    return state, day
+
+
+def test_a_file_already_applied_changes_nothing(tmp_path, one_night):
+    state, day = one_night
+    before = files(state)
     copy = tmp_path / "renamed.csv"
     copy.write_bytes(day.read_bytes())
     with pytest.raises(AlreadyApplied, match=r"already applied .*as day\.csv"):
         accounts_job.process(copy, state=state)
-    assert {p.name: p.read_bytes() for p in state.iterdir()} == before
+    assert files(state) == before
 
 
 def test_manifest_lists_every_applied_file(tmp_path):
@@ -178,17 +189,14 @@ def test_manifest_lists_every_applied_file(tmp_path):
     )
 
 
-def test_a_run_that_fails_leaves_the_state_as_it_was(tmp_path):
-    state = tmp_path / "state"
-    day = tmp_path / "day.csv"
-    day.write_text(HEADER + "\ndeposit,1,1,5\n")
-    accounts_job.process(day, state=state)
-    before = {p.name: p.read_bytes() for p in state.iterdir()}
+def test_a_run_that_fails_leaves_the_state_as_it_was(tmp_path, one_night):
+    state, _ = one_night
+    before = files(state)
     bad = tmp_path / "bad.csv"
     bad.write_text("no header here\n")
     with pytest.raises(accounts_job.JobError):
         accounts_job.process(bad, state=state)
-    assert {p.name: p.read_bytes() for p in state.iterdir()} == before
+    assert files(state) == before
 
 
 def test_a_deferred_commit_that_is_discarded_changes_nothing(tmp_path):

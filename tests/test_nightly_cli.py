@@ -6,9 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from accounts_gen import generate
 from accounts_job.cli import app
 from accounts_job.faults import ENV
 from accounts_job.state import MANIFEST, StateDir, describe
-from helpers import HEADER
+from helpers import HEADER, console_script
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -26,16 +24,6 @@ runner = CliRunner()
 
 def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def console_script() -> Path:
-    script = Path(sys.executable).with_name("accounts-job")
-    if not script.exists():
-        found = shutil.which("accounts-job")
-        if found is None:
-            pytest.skip("the accounts-job console script is not installed")
-        script = Path(found)
-    return script
 
 
 def days(tmp_path: Path, n: int = 3, rows: int = 3000) -> list[Path]:

@@ -58,11 +58,12 @@ class Ledger:
     ) -> None:
         """Second pass: decide and apply one batch of parsed rows, in order."""
         self.claimed = apply_batch(
-            kinds,
-            clients,
-            txs,
-            amounts,
-            status,
+            kinds, clients, txs, amounts, status, *self._state(), self.outcomes, self.applied
+        )
+
+    def _state(self) -> tuple[np.ndarray, ...]:
+        """What the rules remember, in apply_batch's order."""
+        return (
             self.available,
             self.held,
             self.flags,
@@ -72,8 +73,6 @@ class Ledger:
             self.slot_client,
             self.slot_amount,
             self.slot_state,
-            self.outcomes,
-            self.applied,
         )
 
     def accounts_units(self) -> tuple[np.ndarray, ...]:
@@ -94,18 +93,7 @@ class Ledger:
 
     def state_bytes(self) -> int:
         """Memory the rules hold: everything here, nothing per input row."""
-        arrays = (
-            self.available,
-            self.held,
-            self.flags,
-            self.claimed,
-            self.referenced,
-            self.rank,
-            self.slot_client,
-            self.slot_amount,
-            self.slot_state,
-        )
-        return sum(a.nbytes for a in arrays)
+        return sum(a.nbytes for a in self._state())
 
     def locked_accounts(self) -> int:
         return int(np.count_nonzero(self.flags & LOCKED))

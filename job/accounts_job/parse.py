@@ -67,7 +67,7 @@ def is_blank(c: int) -> bool:
     return c == _SPACE or c == _TAB
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _equals_ci(data, start, end, word) -> bool:
     """Whether data[start:end] equals the lowercase ASCII `word`, ignoring ASCII case."""
     if end - start != word.size:
@@ -81,7 +81,7 @@ def _equals_ci(data, start, end, word) -> bool:
     return True
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _parse_kind(data, start, end) -> int:
     if _equals_ci(data, start, end, _DEPOSIT):
         return DEPOSIT
@@ -96,7 +96,7 @@ def _parse_kind(data, start, end) -> int:
     return NONE
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _parse_uint(data, start, end, limit) -> int:
     """Digits only (no sign, leading zeros allowed), at most `limit`; -1 if not."""
     if start >= end:
@@ -112,7 +112,7 @@ def _parse_uint(data, start, end, limit) -> int:
     return value
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _parse_amount(data, start, end) -> int:
     """A plain positive decimal as exact units of 0.0001; -1 if SPEC.md refuses it.
 
@@ -156,7 +156,7 @@ def _parse_amount(data, start, end) -> int:
     return units
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def parse_line(data, start, end, col_type, col_client, col_tx, col_amount, ncols):
     """Parse one line: (status, kind, client, tx, amount), status 0 when well formed."""
     # The CR of a CRLF line end, if the reader left it; then: is the line blank?
@@ -257,10 +257,10 @@ def _word(text: bytes) -> np.uint64:
 
 # A type word and its comma, as the eight bytes load8 returns for them.
 _W_DEPOSIT = _word(b"deposit,")
-_W_DISPUTE = _word(b"dispute,")
-_W_RESOLVE = _word(b"resolve,")
+W_DISPUTE = _word(b"dispute,")
+W_RESOLVE = _word(b"resolve,")
 _W_WITHDRAW = _word(b"withdraw")
-_W_CHARGEBA = _word(b"chargeba")
+W_CHARGEBA = _word(b"chargeba")
 
 
 @njit(cache=True, inline="always")
@@ -293,7 +293,7 @@ def _digits_value(x, n):
 
 
 @njit(cache=True, inline="always")
-def _number(words, p, end):
+def number(words, p, end):
     """(value, digits) of the run of digits at data[p:end]; at most 16 digits are read."""
     length, x = _digit_run(load8(words, p))
     length = min(length, end - p)
@@ -307,6 +307,12 @@ def _number(words, p, end):
             value = value * _POW10_16[more] + _digits_value(x, more)
             length += more
     return value, length
+
+
+@njit(cache=True, inline="always")
+def ends_with(data, p, n, a, b) -> bool:
+    """Whether the 8-byte word at p goes on with bytes a, b and a comma (an 11-byte type)."""
+    return n - p >= 11 and data[p + 8] == a and data[p + 9] == b and data[p + 10] == _COMMA
 
 
 @njit(cache=True, inline="always")
@@ -331,31 +337,31 @@ def parse_canonical(data, words, start, end):
         kind = DEPOSIT
         p += 8
     elif head == _W_WITHDRAW:
-        if n - p < 11 or data[p + 8] != 97 or data[p + 9] != 108 or data[p + 10] != _COMMA:
-            return False, NONE, 0, 0, 0  # not "al,"
+        if not ends_with(data, p, n, 97, 108):  # "al,"
+            return False, NONE, 0, 0, 0
         kind = WITHDRAWAL
         p += 11
-    elif head == _W_DISPUTE:
+    elif head == W_DISPUTE:
         kind = DISPUTE
         p += 8
-    elif head == _W_RESOLVE:
+    elif head == W_RESOLVE:
         kind = RESOLVE
         p += 8
-    elif head == _W_CHARGEBA:
-        if n - p < 11 or data[p + 8] != 99 or data[p + 9] != 107 or data[p + 10] != _COMMA:
-            return False, NONE, 0, 0, 0  # not "ck,"
+    elif head == W_CHARGEBA:
+        if not ends_with(data, p, n, 99, 107):  # "ck,"
+            return False, NONE, 0, 0, 0
         kind = CHARGEBACK
         p += 11
     else:
         return False, NONE, 0, 0, 0
     # client: one to five digits, at most 65535, then a comma
-    client, digits = _number(words, p, n)
+    client, digits = number(words, p, n)
     p += digits
     if digits == 0 or digits > 5 or client > _MAX_CLIENT or p == n or data[p] != _COMMA:
         return False, NONE, 0, 0, 0
     p += 1
     # tx: one to ten digits, at most 2**32 - 1
-    tx, digits = _number(words, p, n)
+    tx, digits = number(words, p, n)
     p += digits
     if digits == 0 or digits > 10 or tx > _MAX_TX:
         return False, NONE, 0, 0, 0
@@ -368,7 +374,7 @@ def parse_canonical(data, words, start, end):
         return False, NONE, 0, 0, 0
     p += 1
     # amount: 1 to 14 whole digits (far from the int64 limit), then . and 1 to 4 places
-    whole, digits = _number(words, p, n)
+    whole, digits = number(words, p, n)
     p += digits
     if digits == 0 or digits > 14:
         return False, NONE, 0, 0, 0
@@ -377,7 +383,7 @@ def parse_canonical(data, words, start, end):
         if data[p] != _DOT:
             return False, NONE, 0, 0, 0
         p += 1
-        frac, digits = _number(words, p, n)
+        frac, digits = number(words, p, n)
         p += digits
         if digits == 0 or digits > 4 or p != n:
             return False, NONE, 0, 0, 0

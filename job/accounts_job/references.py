@@ -24,7 +24,21 @@ from .blocks import BlockReader, lf_marks, next_line_end
 from .codes import DISPUTE
 from .header import Header
 from .kernel import grow_bitmap
-from .parse import QUOTE, is_blank, parse_row
+from .parse import (
+    QUOTE,
+    W_CHARGEBA,
+    W_DISPUTE,
+    W_RESOLVE,
+    ends_with,
+    is_blank,
+    load8,
+    number,
+    parse_line,
+)
+
+_CR = 13
+_COMMA = 44
+_MAX_TX = (1 << 32) - 1
 
 
 @njit(cache=True, inline="always")
@@ -53,15 +67,99 @@ _PARTS = 64
 
 
 @njit(cache=True, inline="always")
+def _canonical_reference(data, words, start, end):
+    """The tx id a canonical dispute, resolve or chargeback row names; -1 for another
+    canonical row; -2 when the row is not canonical (ask the parser).
+
+    Like parse_canonical, but only as far as a reference needs: the type and the tx.
+    It may name a row the rules will reject (an over-long client): one unused slot."""
+    n = end
+    if n > start and data[n - 1] == _CR:
+        n -= 1
+    if n - start < 8:
+        return -2
+    head = load8(words, start)
+    if head == W_DISPUTE or head == W_RESOLVE:
+        p = start + 8
+    elif head == W_CHARGEBA and ends_with(data, start, n, 99, 107):  # "ck,"
+        p = start + 11
+    else:
+        return -2
+    _, digits = number(words, p, n)  # the client
+    p += digits
+    if digits == 0 or p == n or data[p] != _COMMA:
+        return -2
+    tx, digits = number(words, p + 1, n)
+    p += 1 + digits
+    if digits == 0 or digits > 10 or tx > _MAX_TX:
+        return -2
+    if p == n or (p + 1 == n and data[p] == _COMMA):
+        return tx
+    return -2
+
+
+@njit(cache=True, inline="always")
 def _reference_at(data, words, s, e, type_first, canonical, cols):
-    """The tx id the line data[s:e] references, or -1 if it is no well-formed reference."""
+    """The tx id the line data[s:e] references; -1 if it is no well-formed reference;
+    -2 if `canonical` and the line is not (the caller then scans again, generally)."""
     if type_first and not _maybe_reference(data, s, e):
         return -1
+    if canonical:
+        return _canonical_reference(data, words, s, e)
     col_type, col_client, col_tx, col_amount, ncols = cols
-    status, kind, _, tx, _ = parse_row(
-        data, words, s, e, canonical, col_type, col_client, col_tx, col_amount, ncols
-    )
+    status, kind, _, tx, _ = parse_line(data, s, e, col_type, col_client, col_tx, col_amount, ncols)
     return np.int64(tx) if status == 0 and kind >= DISPUTE else -1
+
+
+@njit(cache=True, inline="always")
+def _line_end(data, words, e, pending, ids, k, type_first, canonical, cols):
+    """At the LF at `e`: record the pending candidate's reference if it is one, and make
+    the next line the pending candidate if it may be one. Returns (pending, k)."""
+    if pending >= 0:
+        tx = _reference_at(data, words, pending, e, type_first, canonical, cols)
+        if tx >= 0:
+            ids[k] = tx
+            k += 1
+        elif tx == -2:
+            return -2, -1  # not canonical: the part must be scanned again, generally
+    # Bounded by the block's end, not by the line's (not known yet), this check may
+    # pass a line it should not; the parse then says no.
+    if e + 1 < data.size and (not type_first or _maybe_reference(data, e + 1, data.size)):
+        return e + 1, k
+    return -1, k
+
+
+@njit(cache=True, nogil=True)
+def _scan_part(data, words, w_lo, w_hi, type_first, canonical, cols, ids, k):
+    """One part of _referenced_in_block: words w_lo .. w_hi - 1. Returns the new k, or -1
+    if `canonical` and a row that may be a reference is not canonical (the caller then
+    scans the part again with `canonical` False: the general parser for every row)."""
+    n = data.size
+    n_words = n >> 3
+    # A candidate line's start, parsed once its LF turns up.
+    pending = -1
+    if w_lo == 0 and n > 0 and (not type_first or _maybe_reference(data, 0, n)):
+        pending = 0  # the block's first line
+    for w in range(w_lo, w_hi):
+        marks = lf_marks(words[w])
+        if w == n_words:  # the last, partial word: mask off the bytes past the block
+            marks &= (np.uint64(1) << np.uint64(8 * (n - n_words * 8))) - np.uint64(1)
+        while marks:
+            e = w * 8 + np.int64(trailing_zeros(marks)) // 8
+            marks &= marks - np.uint64(1)  # clear the lowest set bit
+            pending, k = _line_end(data, words, e, pending, ids, k, type_first, canonical, cols)
+            if pending == -2:
+                return -1
+    if pending >= 0:
+        # A candidate whose line ends in a later part (or is the block's last).
+        e = next_line_end(data, words, pending)
+        tx = _reference_at(data, words, pending, e, type_first, canonical, cols)
+        if tx >= 0:
+            ids[k] = tx
+            k += 1
+        elif tx == -2:
+            return -1
+    return k
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -75,57 +173,23 @@ def _referenced_in_block(data, words, type_first, canonical, cols, ids, counts):
     Part p's ids go to ids[p * cap : p * cap + counts[p]]; `ids` must hold
     reference_capacity(data.size) entries.
     """
-    n = data.size
-    n_words = n >> 3  # whole words of data; `words` reaches past it (Block.words)
-    per_part = (n_words + _PARTS - 1) // _PARTS
+    total_words = (data.size + 7) >> 3  # `words` reaches past the data (Block.words)
+    per_part = (total_words + _PARTS - 1) // _PARTS
     cap = ids.size // _PARTS
     for p in prange(_PARTS):
-        k = p * cap
-        # A candidate line's start, parsed once its LF turns up.
-        pending = -1
-        if p == 0 and n > 0 and (not type_first or _maybe_reference(data, 0, n)):
-            pending = 0
-        w_hi = min(n_words, (p + 1) * per_part)
-        for w in range(p * per_part, w_hi):
-            marks = lf_marks(words[w])
-            while marks:
-                e = w * 8 + np.int64(trailing_zeros(marks)) // 8
-                marks &= marks - np.uint64(1)  # clear the lowest set bit
-                if pending >= 0:
-                    tx = _reference_at(data, words, pending, e, type_first, canonical, cols)
-                    if tx >= 0:
-                        ids[k] = tx
-                        k += 1
-                    pending = -1
-                # Bounded by n, not by the line's end (not known yet), this check may
-                # pass a line it should not; the parse then says no.
-                if e + 1 < n and (not type_first or _maybe_reference(data, e + 1, n)):
-                    pending = e + 1
-        # The bytes past the last whole word belong to the last part.
-        if p == _PARTS - 1:
-            for e in range(n_words * 8, n):
-                if data[e] == 10:
-                    if pending >= 0:
-                        tx = _reference_at(data, words, pending, e, type_first, canonical, cols)
-                        if tx >= 0:
-                            ids[k] = tx
-                            k += 1
-                        pending = -1
-                    if e + 1 < n and (not type_first or _maybe_reference(data, e + 1, n)):
-                        pending = e + 1
-        if pending >= 0:
-            # A candidate whose line ends in a later part (or is the block's last).
-            e = next_line_end(data, words, pending)
-            tx = _reference_at(data, words, pending, e, type_first, canonical, cols)
-            if tx >= 0:
-                ids[k] = tx
-                k += 1
+        w_lo = min(total_words, p * per_part)
+        w_hi = min(total_words, w_lo + per_part)
+        k = -1
+        if canonical:
+            k = _scan_part(data, words, w_lo, w_hi, type_first, True, cols, ids, p * cap)
+        if k < 0:
+            k = _scan_part(data, words, w_lo, w_hi, type_first, False, cols, ids, p * cap)
         counts[p] = k - p * cap
 
 
 def reference_capacity(n: int) -> int:
     """Room for the ids _referenced_in_block may find in n bytes."""
-    per_part = (n // 8 + _PARTS - 1) // _PARTS
+    per_part = ((n + 7) // 8 + _PARTS - 1) // _PARTS
     return _PARTS * (per_part * 8 // _MIN_REFERENCE_LINE + 2)
 
 
