@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from decimal import Decimal
@@ -106,3 +107,17 @@ def console_script() -> Path:
             pytest.skip("the accounts-job console script is not installed")
         script = Path(found)
     return script
+
+
+def run_script(
+    *args: object, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the installed `accounts-job` as a real process; its output captured."""
+    return subprocess.run(
+        [str(console_script()), *map(str, args)],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=300,
+    )

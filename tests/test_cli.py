@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 from accounts_job import process
 from accounts_job.cli import app
-from helpers import REASONS, WORKED_EXAMPLE, WORKED_EXAMPLE_CSV, console_script
+from helpers import REASONS, WORKED_EXAMPLE, WORKED_EXAMPLE_CSV, console_script, run_script
 from typer.testing import CliRunner
 
 # SPEC.md, "A worked example": accounts and the rejected rows.
@@ -746,16 +746,6 @@ def test_without_debug_a_bug_is_one_line(
 
 
 # ---------------------------------------------------------------------------- real process
-
-
-def run_script(*args: object, cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [str(console_script()), *map(str, args)],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=300,
-    )
 
 
 def test_script_splits_stdout_and_stderr(example: Path) -> None:

@@ -16,7 +16,7 @@ from accounts_gen import generate
 from accounts_job.cli import app
 from accounts_job.faults import ENV
 from accounts_job.state import MANIFEST, StateDir, describe
-from helpers import HEADER, console_script
+from helpers import HEADER, console_script, run_script
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -134,17 +134,12 @@ POINTS_BEFORE = ["outputs-written", "state-files-written", "state-files-synced",
 POINTS_AFTER = ["manifest-renamed"]
 
 
-def run_script(*args: object, crash_at: str | None = None) -> subprocess.CompletedProcess:
+def run_crashing(*args: object, crash_at: str | None = None) -> subprocess.CompletedProcess:
+    """The job as a real process, killing itself (SIGKILL) at `crash_at` if given."""
     env = {k: v for k, v in os.environ.items() if k != ENV}
     if crash_at:
         env[ENV] = crash_at
-    return subprocess.run(
-        [str(console_script()), *map(str, args)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=300,
-    )
+    return run_script(*args, env=env)
 
 
 @pytest.mark.parametrize("point", POINTS_BEFORE + POINTS_AFTER)
@@ -152,10 +147,10 @@ def test_a_run_killed_during_its_commit_leaves_a_state_the_next_run_takes(tmp_pa
     d0, d1, d2 = days(tmp_path, 3)
     state = tmp_path / "state"
     out = tmp_path / "accounts.csv"
-    assert run_script("run", d0, "--state", state, "--out", out, "-q").returncode == 0
+    assert run_crashing("run", d0, "--state", state, "--out", out, "-q").returncode == 0
     before = snapshot(state)
 
-    killed = run_script("run", d1, "--state", state, "--out", out, "-q", crash_at=point)
+    killed = run_crashing("run", d1, "--state", state, "--out", out, "-q", crash_at=point)
     assert killed.returncode == -9, killed.stderr
 
     manifest = StateDir(state).manifest()  # readable, whatever the moment
@@ -166,10 +161,10 @@ def test_a_run_killed_during_its_commit_leaves_a_state_the_next_run_takes(tmp_pa
         assert manifest.version == 2
 
     # The next run of the same file: applies it, or says it already was.
-    again = run_script("run", d1, "--state", state, "--out", out, "-q")
+    again = run_crashing("run", d1, "--state", state, "--out", out, "-q")
     assert again.returncode == 0, again.stderr
     assert ("already applied" in again.stderr.decode()) == (point in POINTS_AFTER)
-    assert run_script("run", d2, "--state", state, "--out", out, "-q").returncode == 0
+    assert run_crashing("run", d2, "--state", state, "--out", out, "-q").returncode == 0
 
     # The same as one run over the three days, and nothing left behind.
     whole = tmp_path / "whole.csv"
@@ -184,7 +179,7 @@ def test_a_run_killed_during_its_commit_leaves_a_state_the_next_run_takes(tmp_pa
 def test_a_run_killed_mid_file_leaves_the_state_as_it_was(tmp_path):
     d0, d1 = days(tmp_path, 2, rows=200_000)
     state = tmp_path / "state"
-    first = run_script("run", d0, "--state", state, "-q", "--out", tmp_path / "a.csv")
+    first = run_crashing("run", d0, "--state", state, "-q", "--out", tmp_path / "a.csv")
     assert first.returncode == 0
     before = snapshot(state)
     proc = subprocess.Popen(
@@ -207,6 +202,6 @@ def test_a_run_killed_mid_file_leaves_the_state_as_it_was(tmp_path):
     if StateDir(state).manifest().version == 1:
         assert {k: v for k, v in snapshot(state).items() if k in before} == before
         assert not (tmp_path / "b.csv").exists()
-    again = run_script("run", d1, "--state", state, "-q", "--out", tmp_path / "b.csv")
+    again = run_crashing("run", d1, "--state", state, "-q", "--out", tmp_path / "b.csv")
     assert again.returncode == 0
     assert StateDir(state).manifest().version == 2
