@@ -367,3 +367,35 @@ def test_a_night_reads_only_the_ledger_row_groups_it_references(tmp_path, monkey
     assert rejects == []
     assert last is not None
     assert {r[0]: r[2] for r in last.accounts.rows()}[2] == Decimal(1)
+
+
+@settings(PROFILE)
+@given(
+    ids=st.lists(st.integers(0, 300), max_size=20),
+    lo=st.integers(0, 400),
+    width=st.integers(0, 400),
+)
+def test_row_groups_are_skipped_only_when_no_wanted_id_is_in_their_range(ids, lo, width):
+    import numpy as np
+    from accounts_job.kernel import rank_index
+    from accounts_job.state import _any_in_range
+
+    bits = np.zeros(max(ids, default=0) // 64 + 1, dtype=np.uint64)
+    for i in ids:
+        bits[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+    rank, _ = rank_index(bits)
+    hi = lo + width
+    assert _any_in_range(bits, rank, lo, hi) == any(lo <= i <= hi for i in ids)
+
+
+def test_a_row_group_reaching_past_tonights_ids_is_still_read(tmp_path):
+    # Night 1's ledger holds tx 120 and 1000 in one row group; night 2 disputes tx 120,
+    # the highest id it names, so the row group's range reaches past its bitmap.
+    state = tmp_path / "state"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    nightly(tmp_path / "a", [["deposit,1,120,2", "deposit,2,1000,3"]], state)
+    last, rejects, _ = nightly(tmp_path / "b", [["dispute,1,120"]], state)
+    assert rejects == []
+    assert last is not None
+    assert last.accounts.row(0) == (1, Decimal(0), Decimal(2), Decimal(2), False)

@@ -530,21 +530,17 @@ def _intersect(a, b):
 
 
 def _any_in_range(bits: np.ndarray, rank: np.ndarray, lo: int, hi: int) -> bool:
-    """Whether any bit in [lo, hi] is set; `rank[w]` counts the set bits before word w."""
-    lo_w, hi_w = lo >> 6, min(hi >> 6, bits.size - 1)
+    """Whether any bit in [lo, hi] is set; `rank[w]` counts the set bits before word w
+    (kernel.rank_index)."""
+    lo_w, hi_w = lo >> 6, hi >> 6
+    hi_mask = (2 << (hi & 63)) - 1  # bits 0 .. hi of hi's word
+    if hi_w >= bits.size:  # past the bitmap: up to its last bit
+        hi_w, hi_mask = bits.size - 1, (1 << 64) - 1
     if lo_w > hi_w:
         return False
-    below_lo = int(rank[lo_w]) + int(_popcounts(bits[lo_w : lo_w + 1] & _mask_below(lo))[0])
-    upto_hi = int(rank[hi_w]) + int(_popcounts(bits[hi_w : hi_w + 1] & _mask_upto(hi))[0])
+    below_lo = int(rank[lo_w]) + (int(bits[lo_w]) & ((1 << (lo & 63)) - 1)).bit_count()
+    upto_hi = int(rank[hi_w]) + (int(bits[hi_w]) & hi_mask).bit_count()
     return upto_hi > below_lo
-
-
-def _mask_below(i: int) -> np.ndarray:
-    return np.array([(1 << (i & 63)) - 1], dtype=np.uint64)
-
-
-def _mask_upto(i: int) -> np.ndarray:
-    return np.array([(1 << ((i & 63) + 1)) - 1 if (i & 63) < 63 else (1 << 64) - 1], np.uint64)
 
 
 @njit(cache=True)
