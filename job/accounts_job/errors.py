@@ -9,11 +9,12 @@ from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # wrong option or argument (typer's own status for usage errors)
-EXIT_DATAERR = 65  # the input is not a transactions file: no usable header
+EXIT_DATAERR = 65  # no usable header in the input, or a damaged --state folder
 EXIT_NOINPUT = 66  # the input is missing or cannot be read
 EXIT_SOFTWARE = 70  # a bug: please report it with the --debug traceback
 EXIT_CANTCREAT = 73  # an output cannot be written
 EXIT_IOERR = 74  # reading the input failed part way
+EXIT_TEMPFAIL = 75  # another run holds the --state folder: try again later
 
 
 class JobError(Exception):
@@ -50,3 +51,15 @@ class UsageError(JobError):
     """The options do not make sense together (for example an unknown output format)."""
 
     exit_code = EXIT_USAGE
+
+
+class StateError(JobError):
+    """The --state folder is damaged, edited by hand, or not a state folder."""
+
+    exit_code = EXIT_DATAERR
+
+
+class StateBusy(JobError):
+    """Another run holds the --state folder."""
+
+    exit_code = EXIT_TEMPFAIL

@@ -51,17 +51,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numba import njit
 
-from .bits import popcount
-from .errors import JobError
+from .bits import trailing_zeros
+from .errors import StateBusy, StateError
 from .faults import crash_point
-from .kernel import CHARGED_BACK, DEPOSITED, DISPUTED, EMPTY, RESOLVED, WITHDRAWN, _slot
-from .ledger import DECIMAL, Ledger, decimal_to_units, units_to_decimal
+from .kernel import (
+    CHARGED_BACK,
+    DEPOSITED,
+    DISPUTED,
+    EMPTY,
+    RESOLVED,
+    WITHDRAWN,
+    _slot,
+    rank_index,
+)
+from .ledger import DECIMAL, Ledger, decimal_to_units
 
 FORMAT = 1
 MANIFEST = "manifest.json"
 LOCK = "lock"
-EXIT_DATAERR = 65
-EXIT_TEMPFAIL = 75
 
 STATE_NAMES = {
     DEPOSITED: "deposited",
@@ -96,18 +103,6 @@ _LEDGER_OPTIONS: dict[str, Any] = {
     "use_dictionary": ["state"],
     "column_encoding": {"tx": "DELTA_BINARY_PACKED"},
 }
-
-
-class StateError(JobError):
-    """The state folder is damaged, edited by hand, or not a state folder."""
-
-    exit_code = EXIT_DATAERR
-
-
-class StateBusy(JobError):
-    """Another run holds the state folder."""
-
-    exit_code = EXIT_TEMPFAIL
 
 
 @dataclass
@@ -285,12 +280,11 @@ class StateDir:
             claimed[words] = bits
             ledger.claimed = claimed
         # Only ids both referenced tonight and claimed before can be in the ledgers.
-        wanted = _intersect(ledger.referenced, ledger.claimed)
+        n = min(ledger.referenced.size, ledger.claimed.size)
+        wanted = ledger.referenced[:n] & ledger.claimed[:n]
         if not wanted.any():
             return
-        wanted_rank = np.cumsum(
-            np.concatenate([[0], _popcounts(wanted)]), dtype=np.int64
-        )  # set bits before each word, and the total
+        wanted_rank, _ = rank_index(wanted)
         for name in manifest.ledgers:
             f = self._ledger(manifest, name)
             meta = f.metadata
@@ -327,14 +321,13 @@ class StateDir:
         applied: AppliedFile,
     ) -> Manifest:
         """Write the new state beside the old and switch to it with one rename."""
-        crash = crash_point
         version = manifest.version + 1
         ledger_rows = pq.ParquetFile(ledger_file).metadata.num_rows
         new = Manifest(
             counts={
                 "accounts": int(np.count_nonzero(ledger.flags)),
                 "locked_accounts": ledger.locked_accounts(),
-                "claimed_tx_ids": int(_popcounts(ledger.claimed).sum()),
+                "claimed_tx_ids": int(np.bitwise_count(ledger.claimed).sum()),
                 "ledger_rows": manifest.counts.get("ledger_rows", 0) + ledger_rows,
             },
             version=version,
@@ -344,16 +337,8 @@ class StateDir:
             files={k: v for k, v in manifest.files.items() if k.startswith("ledger-")},
             applied=[*manifest.applied, applied],
         )
-        client, available, held, _, locked = ledger.accounts_units()
-        balances = pa.table(
-            [
-                pa.array(client, pa.uint16()),
-                units_to_decimal(available),
-                units_to_decimal(held),
-                pa.array(locked, pa.bool_()),
-            ],
-            schema=BALANCES_SCHEMA,
-        )
+        balances = ledger.accounts().drop_columns(["total"])  # total = available + held
+        assert balances.schema == BALANCES_SCHEMA
         words = np.flatnonzero(ledger.claimed)
         claimed = pa.table(
             [pa.array(words, pa.uint32()), pa.array(ledger.claimed[words], pa.uint64())],
@@ -361,7 +346,7 @@ class StateDir:
         )
         for name, table in ((new.balances, balances), (new.claimed, claimed)):
             pq.write_table(table, self.path / name, **_WRITE_OPTIONS)
-        crash("state-files-written")
+        crash_point("state-files-written")
         for name in (new.balances, new.claimed, ledger_file.name):
             path = self.path / name
             _fsync(path)
@@ -369,14 +354,14 @@ class StateDir:
             if name.startswith("ledger-"):
                 entry["footer"] = _footer_sha256(path)
             new.files[name] = entry
-        crash("state-files-synced")
+        crash_point("state-files-synced")
         tmp = self.path / f".{MANIFEST}.{version}.tmp"
         tmp.write_text(new.to_json())
         _fsync(tmp)
-        crash("manifest-written")
+        crash_point("manifest-written")
         os.replace(tmp, self.path / MANIFEST)
         _fsync_dir(self.path)
-        crash("manifest-renamed")
+        crash_point("manifest-renamed")
         self.remove_unlisted(new)
         return new
 
@@ -512,23 +497,6 @@ def _tx_range(row_group: pq.RowGroupMetaData) -> tuple[int, int]:
     return int(stats.min), int(stats.max)
 
 
-@njit(cache=True)
-def _popcounts(bits):
-    out = np.empty(bits.size, dtype=np.int64)
-    for w in range(bits.size):
-        out[w] = popcount(bits[w])
-    return out
-
-
-@njit(cache=True)
-def _intersect(a, b):
-    n = min(a.size, b.size)
-    out = np.zeros(max(n, 1), dtype=np.uint64)
-    for w in range(n):
-        out[w] = a[w] & b[w]
-    return out
-
-
 def _any_in_range(bits: np.ndarray, rank: np.ndarray, lo: int, hi: int) -> bool:
     """Whether any bit in [lo, hi] is set; `rank[w]` counts the set bits before word w
     (kernel.rank_index)."""
@@ -551,10 +519,9 @@ def _slot_txs(referenced, n):
     for w in range(referenced.size):
         word = referenced[w]
         while word:
-            low = word & (~word + np.uint64(1))
-            out[k] = w * 64 + popcount(low - np.uint64(1))
+            out[k] = w * 64 + trailing_zeros(word)
             k += 1
-            word ^= low
+            word &= word - np.uint64(1)  # clear the lowest set bit
     return out
 
 
