@@ -7,6 +7,7 @@ already applied changes nothing; a damaged or edited state is refused, never use
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import os
@@ -19,9 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 from accounts_gen import generate
 from accounts_job.engine import AlreadyApplied
+from accounts_job.errors import StateError
 from accounts_job.events import EVENTS_SCHEMA
 from accounts_job.output import EventsWriter
-from accounts_job.state import MANIFEST, StateDir, StateError
+from accounts_job.state import MANIFEST, StateDir
 from helpers import HEADER
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -172,13 +174,19 @@ def test_a_file_already_applied_changes_nothing(tmp_path, one_night):
 
 def test_manifest_lists_every_applied_file(tmp_path):
     state = tmp_path / "state"
+    days = []
     for n in range(3):
         day = tmp_path / f"d{n}.csv"
-        day.write_text(HEADER + f"\ndeposit,1,{n},5\n\n")
+        # Blank lines before the header are part of the content hash too.
+        day.write_text("\n" * n + HEADER + f"\ndeposit,1,{n},5\n\n")
         accounts_job.process(day, state=state)
+        days.append(day)
     manifest = StateDir(state).manifest()
     assert [a.name for a in manifest.applied] == ["d0.csv", "d1.csv", "d2.csv"]
-    assert [a.rows for a in manifest.applied] == [2, 2, 2]
+    assert [a.rows for a in manifest.applied] == [2, 3, 4]
+    assert [a.sha256 for a in manifest.applied] == [
+        hashlib.sha256(day.read_bytes()).hexdigest() for day in days
+    ]
     assert manifest.version == 3
     assert len(manifest.ledgers) == 3
     # Earlier versions of the balances and claimed ids are gone; the ledgers stay.

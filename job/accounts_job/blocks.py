@@ -15,11 +15,13 @@ rejects them as `malformed_row` (the scan for line ends notices them for free).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from numba import njit, prange
@@ -171,26 +173,35 @@ class BlockReader:
             self._buffers = _new_buffers(size)
         return self._buffers
 
-    def blocks(self, path: str | Path, skip_lines: int = 0, lines: bool = True) -> Iterator[Block]:
+    def blocks(
+        self,
+        path: str | Path,
+        skip_lines: int = 0,
+        lines: bool = True,
+        digest: hashlib._Hash | None = None,
+    ) -> Iterator[Block]:
         """Yield the lines after the first `skip_lines` of `path`, in blocks of whole
         lines. A block is valid until the next one is read. Raises ReadError if reading
         fails part way.
 
         With `lines=False` the lines are not looked for, for a pass that walks the bytes
         itself: a block's `ends` holds only its last line end, `first_line` is not
-        counted, and `nul_rows` is empty.
+        counted, and `nul_rows` is empty. `digest` (a hashlib object) is fed every byte
+        of the file, skipped lines included, by the reading thread.
         """
         line = skip_lines + 1
         try:
             # The pool is shut down (its read finished) before the file is closed.
             with open(path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as pool:
                 for _ in range(skip_lines):
-                    f.readline()
+                    skipped = f.readline()
+                    if digest is not None:
+                        digest.update(skipped)
                 buffers = self._buffers_for(os.fstat(f.fileno()).st_size - f.tell())
                 current = 0
                 filled = 0  # bytes in the current buffer, a carried partial line included
                 cap = _capacity(buffers[0])
-                pending: Future[int] = pool.submit(f.readinto, buffers[current][:cap])
+                pending: Future[int] = pool.submit(_read, f, buffers[current][:cap], digest)
                 at_end = False
                 while not at_end:
                     got = pending.result()
@@ -211,7 +222,7 @@ class BlockReader:
                             buffers = self._buffers = grown
                             cap = 2 * cap
                         if not at_end:
-                            pending = pool.submit(f.readinto, buffers[current][filled:cap])
+                            pending = pool.submit(_read, f, buffers[current][filled:cap], digest)
                         continue
                     consumed = min(int(ends[-1]) + 1, filled)
                     # Carry the partial last line into the other buffer and start reading
@@ -220,7 +231,7 @@ class BlockReader:
                     other = 1 - current
                     buffers[other][:rest] = buf[consumed:]
                     if not at_end:
-                        pending = pool.submit(f.readinto, buffers[other][rest:cap])
+                        pending = pool.submit(_read, f, buffers[other][rest:cap], digest)
                     data = buf[:consumed]
                     nul_rows = _nul_rows(data, ends) if has_nul else _NO_ROWS
                     words = buffers[current].view(np.uint64)
@@ -228,8 +239,17 @@ class BlockReader:
                     line += ends.size
                     current, filled = other, rest
         except OSError as e:
-            reason = e.strerror or e
-            raise ReadError(f"reading {path} failed at or after line {line}: {reason}") from e
+            # Without `lines` the blocks' lines are not counted: no line number to give.
+            where = f" at or after line {line}" if lines else ""
+            raise ReadError(f"reading {path} failed{where}: {e.strerror or e}") from e
+
+
+def _read(f: BinaryIO, into: np.ndarray, digest: hashlib._Hash | None) -> int:
+    """Read into `into` (in the reading thread), feeding `digest` what was read."""
+    got = f.readinto(into)
+    if digest is not None and got:
+        digest.update(into[:got])
+    return got
 
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)

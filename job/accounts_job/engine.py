@@ -16,9 +16,9 @@ referenced tx ids and the largest tx id, not on the number of rows.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from .blocks import Block, BlockReader
 from .codes import APPLIED, DEPOSIT, MALFORMED_ROW, NONE, WITHDRAWAL
-from .errors import JobError, ReadError
+from .errors import JobError
 from .events import events_table
 from .header import Header, read_header
 from .kernel import DEPOSITED, WITHDRAWN
@@ -37,7 +37,7 @@ from .output import TableWriter
 from .parse import parse_lines
 from .references import first_pass
 from .rejects import rejects_table
-from .state import AppliedFile, LedgerWriter, Manifest, StateDir, file_sha256, now
+from .state import AppliedFile, LedgerWriter, Manifest, StateDir, now
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -229,26 +229,12 @@ class _Options:
 
 
 def _process(path: Path, options: _Options, state: StateDir | None = None) -> Result:
-    with contextlib.ExitStack() as stack:
-        manifest = content_hash = None
-        if state is not None:
-            manifest = state.manifest()
-            # The content hash (exactly once) is read in a thread during the first pass.
-            hashing = stack.enter_context(ThreadPoolExecutor(1))
-            content_hash = hashing.submit(file_sha256, path)
-        return _run(path, options, state, manifest, content_hash)
-
-
-def _run(
-    path: Path,
-    options: _Options,
-    state: StateDir | None,
-    manifest: Manifest | None,
-    content_hash: Future[str] | None,
-) -> Result:
     started = time.perf_counter()
     batch_size, progress = options.batch_size, options.progress
     rejects_to, keep_rejects = options.rejects_to, options.keep_rejects
+    manifest = state.manifest() if state is not None else None
+    # The content hash (exactly once) is taken by the first pass's reading thread.
+    digest = hashlib.sha256() if state is not None else None
     header = read_header(path)
     summary = Summary(input=str(path), input_bytes=path.stat().st_size)
     # Lines before the header are blank by definition; they are rows read, and skipped.
@@ -260,12 +246,13 @@ def _run(
         header,
         (lambda nbytes: progress("references", nbytes)) if progress else None,
         reader,
+        digest,
     )
     ledger = Ledger(referenced)
     ledger_out: LedgerWriter | None = None
     if state is not None:
-        assert manifest is not None and content_hash is not None
-        sha256 = _content_hash(content_hash, path)
+        assert manifest is not None and digest is not None
+        sha256 = digest.hexdigest()
         earlier = manifest.applied_with(sha256)
         if earlier is not None:
             raise AlreadyApplied(
@@ -315,13 +302,6 @@ def _run(
         summary=summary,
         pending=pending,
     )
-
-
-def _content_hash(future: Future[str], path: Path) -> str:
-    try:
-        return future.result()
-    except OSError as e:
-        raise ReadError(f"reading {path} failed: {e.strerror or e}") from e
 
 
 def _decide(

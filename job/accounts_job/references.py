@@ -13,6 +13,7 @@ the same line parser.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -214,14 +215,17 @@ def first_pass(
     header: Header,
     progress: Callable[[int], None] | None = None,
     reader: BlockReader | None = None,
+    digest: hashlib._Hash | None = None,
 ) -> np.ndarray:
     """Scan the file once; return the bitmap of every tx id that the file's disputes,
-    resolves and chargebacks name."""
+    resolves and chargebacks name. `digest` is fed the whole file on the way."""
     referenced = np.zeros(1, dtype=np.uint64)
     # Found ids per part of a block, reused from block to block.
     ids = np.empty(0, dtype=np.uint32)
     counts = np.zeros(_PARTS, dtype=np.int64)
-    for block in (reader or BlockReader()).blocks(path, header.line_index + 1, lines=False):
+    for block in (reader or BlockReader()).blocks(
+        path, header.line_index + 1, lines=False, digest=digest
+    ):
         size = reference_capacity(block.data.size)
         if ids.size < size:
             ids = np.empty(size, dtype=np.uint32)
