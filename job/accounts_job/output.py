@@ -20,6 +20,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from .errors import OutputError, UsageError
+from .events import EVENTS_SCHEMA
 from .rejects import REJECTS_SCHEMA
 
 if TYPE_CHECKING:
@@ -182,6 +183,4 @@ class EventsWriter(TableWriter):
     """The accepted events: line, client, tx, event, amount (events.py)."""
 
     def __init__(self, path: str | Path, fmt: Format | None = None) -> None:
-        from .events import EVENTS_SCHEMA
-
         super().__init__(path, EVENTS_SCHEMA, fmt)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -22,6 +23,8 @@ from ..output import (
     write_accounts_to,
 )
 from ..progress import progress_bar
+
+T = TypeVar("T", bound=AtomicFile | TableWriter)  # an output opened before the work
 
 EXIT_STATUS = (
     "Exit status: 0 when the run completed, rejected rows or not, or INPUT was already "
@@ -97,20 +100,19 @@ def run(
                 format_for(extra)
         pending: list[AtomicFile | TableWriter] = []
         result = None
+
+        def opened(kind: Callable[[Path], T], path: Path | None) -> T | None:
+            if path is None:
+                return None
+            output = kind(path)
+            pending.append(output)
+            return output
+
         try:
-            accounts_file = summary_file = rejects_writer = events_writer = None
-            if out is not None:
-                accounts_file = AtomicFile(out)
-                pending.append(accounts_file)
-            if summary is not None:
-                summary_file = AtomicFile(summary)
-                pending.append(summary_file)
-            if rejects is not None:
-                rejects_writer = RejectsWriter(rejects)
-                pending.append(rejects_writer)
-            if events is not None:
-                events_writer = EventsWriter(events)
-                pending.append(events_writer)
+            accounts_file = opened(AtomicFile, out)
+            summary_file = opened(AtomicFile, summary)
+            rejects_writer = opened(RejectsWriter, rejects)
+            events_writer = opened(EventsWriter, events)
             with progress_bar(input, enabled=not quiet and sys.stderr.isatty()) as progress:
                 result = process(
                     input,
