@@ -29,7 +29,7 @@ import polars as pl
 
 from .codes import KIND_NAMES, REASON_NAMES
 from .engine import process
-from .frames import REASON
+from .frames import REJECTS_SCHEMA
 from .output import EventsWriter
 from .summary import Summary
 
@@ -46,7 +46,6 @@ ACCOUNTS_SCHEMA: dict[str, pl.DataType] = {
     "total": AMOUNT,
     "locked": pl.Boolean(),
 }
-REJECTS_SCHEMA: dict[str, pl.DataType] = {"line": pl.UInt64(), "reason": REASON, "raw": pl.String()}
 ZERO = Decimal("0.0000")
 
 # An amount as text, at most four places. Casting text to Decimal(38, 4) would silently
