@@ -393,15 +393,20 @@ class Fatal:
     keep: frozenset[str] = frozenset()
 
 
-def all_outputs(outdir: Path) -> list[object]:
-    return [
-        "--out",
-        outdir / "a.csv",
-        "--rejects",
-        outdir / "r.csv",
-        "--summary",
-        outdir / "s.json",
-    ]
+def all_outputs(
+    outdir: Path,
+    *,
+    out: str | None = "a.csv",
+    rejects: str | None = "r.csv",
+    summary: str | None = "s.json",
+) -> list[object]:
+    """--out, --rejects and --summary into `outdir`; a case may rename one (a missing
+    folder, a wrong suffix) or leave it out (None)."""
+    args: list[object] = []
+    for option, name in (("--out", out), ("--rejects", rejects), ("--summary", summary)):
+        if name is not None:
+            args += [option, outdir / name]
+    return args
 
 
 def _example(tmp_path: Path) -> Path:
@@ -429,15 +434,7 @@ def _input_is_directory(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -
 
 
 def _out_folder_missing(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> list[object]:
-    return [
-        _example(tmp_path),
-        "--out",
-        outdir / "nope" / "a.csv",
-        "--rejects",
-        outdir / "r.csv",
-        "--summary",
-        outdir / "s.json",
-    ]
+    return [_example(tmp_path), *all_outputs(outdir, out="nope/a.csv")]
 
 
 def _out_is_directory(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> list[object]:
@@ -446,15 +443,7 @@ def _out_is_directory(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> 
 
 
 def _rejects_folder_missing(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> list[object]:
-    return [
-        _example(tmp_path),
-        "--out",
-        outdir / "a.csv",
-        "--summary",
-        outdir / "s.json",
-        "--rejects",
-        outdir / "nope" / "r.csv",
-    ]
+    return [_example(tmp_path), *all_outputs(outdir, rejects="nope/r.csv")]
 
 
 def _rejects_is_directory(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> list[object]:
@@ -463,15 +452,7 @@ def _rejects_is_directory(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch)
 
 
 def _summary_folder_missing(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> list[object]:
-    return [
-        _example(tmp_path),
-        "--out",
-        outdir / "a.csv",
-        "--rejects",
-        outdir / "r.csv",
-        "--summary",
-        outdir / "nope" / "s.json",
-    ]
+    return [_example(tmp_path), *all_outputs(outdir, summary="nope/s.json")]
 
 
 def _summary_is_directory(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> list[object]:
@@ -480,39 +461,15 @@ def _summary_is_directory(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch)
 
 
 def _unknown_out_suffix(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> list[object]:
-    return [
-        _example(tmp_path),
-        "--out",
-        outdir / "a.txt",
-        "--rejects",
-        outdir / "r.csv",
-        "--summary",
-        outdir / "s.json",
-    ]
+    return [_example(tmp_path), *all_outputs(outdir, out="a.txt")]
 
 
 def _unknown_rejects_suffix(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> list[object]:
-    return [
-        _example(tmp_path),
-        "--out",
-        outdir / "a.csv",
-        "--summary",
-        outdir / "s.json",
-        "--rejects",
-        outdir / "r.txt",
-    ]
+    return [_example(tmp_path), *all_outputs(outdir, rejects="r.txt")]
 
 
 def _parquet_to_stdout(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> list[object]:
-    return [
-        _example(tmp_path),
-        "--format",
-        "parquet",
-        "--rejects",
-        outdir / "r.csv",
-        "--summary",
-        outdir / "s.json",
-    ]
+    return [_example(tmp_path), "--format", "parquet", *all_outputs(outdir, out=None)]
 
 
 def _unknown_format(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> list[object]:
