@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .bits import trailing_zeros
+from .bits import load_bytes8, trailing_zeros
 from .codes import (
     BLANK,
     CHARGEBACK,
@@ -266,10 +266,7 @@ W_CHARGEBA = _word(b"chargeba")
 @njit(cache=True, inline="always")
 def load8(words, p):
     """The 8 bytes data[p : p + 8] as a little-endian word (`words`: see Block.words)."""
-    shift = _U((p & 7) * 8)
-    w = p >> 3
-    # (x << 1) << (63 - shift) is x << (64 - shift), and 0 when shift is 0.
-    return (words[w] >> shift) | ((words[w + 1] << _U(1)) << (_U(63) - shift))
+    return load_bytes8(words, p)
 
 
 @njit(cache=True, inline="always")
