@@ -179,6 +179,7 @@ class BlockReader:
         skip_lines: int = 0,
         lines: bool = True,
         digest: hashlib._Hash | None = None,
+        span: tuple[int, int] | None = None,
     ) -> Iterator[Block]:
         """Yield the lines after the first `skip_lines` of `path`, in blocks of whole
         lines. A block is valid until the next one is read. Raises ReadError if reading
@@ -188,6 +189,9 @@ class BlockReader:
         itself: a block's `ends` holds only its last line end, `first_line` is not
         counted, and `nul_rows` is empty. `digest` (a hashlib object) is fed every byte
         of the file, skipped lines included, by the reading thread.
+
+        `span` (start, stop) reads only those bytes of the file, which must begin and end
+        at line boundaries; line numbers then count from the span's first line.
         """
         line = skip_lines + 1
         try:
@@ -197,16 +201,29 @@ class BlockReader:
                     skipped = f.readline()
                     if digest is not None:
                         digest.update(skipped)
-                buffers = self._buffers_for(os.fstat(f.fileno()).st_size - f.tell())
+                if span is not None:
+                    f.seek(span[0])
+                stop = span[1] if span is not None else os.fstat(f.fileno()).st_size
+                buffers = self._buffers_for(stop - f.tell())
                 current = 0
                 filled = 0  # bytes in the current buffer, a carried partial line included
                 cap = _capacity(buffers[0])
-                pending: Future[int] = pool.submit(_read, f, buffers[current][:cap], digest)
+                offset = f.tell()  # where the next read starts
+
+                def read(into: np.ndarray) -> Future[int]:
+                    # Never past `stop`: a span ends where the next one starts. A file
+                    # read whole reads until the read says the end (it may have grown).
+                    if span is not None:
+                        into = into[: max(0, stop - offset)]
+                    return pool.submit(_read, f, into, digest)
+
+                pending: Future[int] = read(buffers[current][:cap])
                 at_end = False
                 while not at_end:
                     got = pending.result()
                     at_end = got == 0
                     filled += got
+                    offset += got
                     buf = buffers[current][:filled]
                     if lines:
                         self._ends, count, has_nul = line_ends(buf, self._ends)
@@ -222,7 +239,7 @@ class BlockReader:
                             buffers = self._buffers = grown
                             cap = 2 * cap
                         if not at_end:
-                            pending = pool.submit(_read, f, buffers[current][filled:cap], digest)
+                            pending = read(buffers[current][filled:cap])
                         continue
                     consumed = min(int(ends[-1]) + 1, filled)
                     # Carry the partial last line into the other buffer and start reading
@@ -231,7 +248,7 @@ class BlockReader:
                     other = 1 - current
                     buffers[other][:rest] = buf[consumed:]
                     if not at_end:
-                        pending = pool.submit(_read, f, buffers[other][rest:cap], digest)
+                        pending = read(buffers[other][rest:cap])
                     data = buf[:consumed]
                     nul_rows = _nul_rows(data, ends) if has_nul else _NO_ROWS
                     words = buffers[current].view(np.uint64)

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from .blocks import Block, BlockReader
 from .codes import APPLIED, DEPOSIT, MALFORMED_ROW, NONE, WITHDRAWAL
-from .errors import JobError
+from .errors import JobError, UsageError
 from .events import events_table
 from .header import Header, read_header
 from .kernel import DEPOSITED, WITHDRAWN
@@ -188,6 +188,7 @@ def process(
     progress: Progress | None = None,
     state: str | Path | StateDir | None = None,
     defer_commit: bool = False,
+    cluster: str | None = None,
 ) -> Result:
     """Run the job over the CSV at `path`.
 
@@ -202,7 +203,23 @@ def process(
     With `state` (a folder), the run starts from what earlier runs left there and
     commits the new state at the end (or leaves that to the caller: `defer_commit`). A
     file whose content was already applied raises AlreadyApplied, and nothing changes.
+
+    With `cluster` (`tcp://HOST:PORT` of a Dask scheduler, or `local:N` for N worker
+    processes here) the run is sharded by client over the cluster's workers, with the
+    same result (cluster.py). It takes neither `state` nor `events_to`.
     """
+    if cluster is not None:
+        if state is not None or events_to is not None:
+            raise UsageError("a --cluster run takes neither --state nor --events")
+        from .cluster import process_on_cluster
+
+        return process_on_cluster(
+            path,
+            cluster,
+            batch_size=batch_size,
+            rejects_to=rejects_to,
+            keep_rejects=keep_rejects,
+        )
     options = _Options(batch_size, block_bytes, rejects_to, events_to, keep_rejects, progress)
     if state is None:
         return _process(Path(path), options)

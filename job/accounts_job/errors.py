@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2  # wrong option or argument (typer's own status for usage errors)
 EXIT_DATAERR = 65  # no usable header in the input, or a damaged --state folder
 EXIT_NOINPUT = 66  # the input is missing or cannot be read
+EXIT_UNAVAILABLE = 69  # the --cluster cannot be reached, or lost every try of a step
 EXIT_SOFTWARE = 70  # a bug: please report it with the --debug traceback
 EXIT_CANTCREAT = 73  # an output cannot be written
 EXIT_IOERR = 74  # reading the input failed part way
@@ -63,3 +64,9 @@ class StateBusy(JobError):
     """Another run holds the --state folder."""
 
     exit_code = EXIT_TEMPFAIL
+
+
+class ClusterError(JobError):
+    """The Dask cluster cannot be reached, or could not finish the run."""
+
+    exit_code = EXIT_UNAVAILABLE

@@ -84,7 +84,7 @@ def rank_index(referenced):
 
 
 @njit(cache=True, inline="always")
-def _slot(tx, referenced, rank):
+def slot(tx, referenced, rank):
     """Slot of a referenced tx id, or -1 if no later row names it."""
     t = np.uint64(tx)
     w = np.int64(t >> np.uint64(6))
@@ -115,6 +115,7 @@ def apply_batch(
     slot_state,
     outcomes,
     applied,
+    preclaimed=None,
 ):
     """Decide and apply every well-formed row of a batch, in order.
 
@@ -123,6 +124,11 @@ def apply_batch(
     chargebacks, `amounts` gets the referenced deposit's amount, so the events of the
     batch carry what moved. `outcomes` (by status code) and `applied` (by kind) count
     the batch's rows. Returns `claimed`, grown if this batch claimed a larger id.
+
+    `preclaimed` (one flag per row, or None) marks the deposits and withdrawals whose tx
+    id an earlier row outside this batch's stream claimed: a shard of a sharded run sees
+    only its own clients' rows, and the claims across shards are settled before it runs
+    (sharded.py).
     """
     top = -1
     for i in range(kinds.size):
@@ -145,6 +151,8 @@ def apply_batch(
             w = t >> np.uint64(6)
             bit = np.uint64(1) << (t & np.uint64(63))
             was_claimed = claimed[w] & bit
+            if preclaimed is not None and preclaimed[i]:
+                was_claimed = bit
             claimed[w] |= bit
             if flags[c] & LOCKED:
                 status[i] = ACCOUNT_LOCKED
@@ -167,7 +175,7 @@ def apply_batch(
                 available[c] -= a
                 new_state = WITHDRAWN
             status[i] = APPLIED
-            s = _slot(tx, referenced, rank)
+            s = slot(tx, referenced, rank)
             if s >= 0:
                 slot_client[s] = c
                 slot_amount[s] = a
@@ -178,7 +186,7 @@ def apply_batch(
             status[i] = ACCOUNT_LOCKED
             continue
         # dispute, resolve, chargeback: find the referenced tx.
-        s = _slot(tx, referenced, rank)
+        s = slot(tx, referenced, rank)
         if s < 0 or slot_state[s] == EMPTY:
             status[i] = UNKNOWN_TX
             continue

@@ -55,10 +55,20 @@ class Ledger:
         txs: np.ndarray,
         amounts: np.ndarray,
         status: np.ndarray,
+        preclaimed: np.ndarray | None = None,
     ) -> None:
-        """Second pass: decide and apply one batch of parsed rows, in order."""
+        """Second pass: decide and apply one batch of parsed rows, in order.
+        `preclaimed`: see kernel.apply_batch (sharded runs only)."""
         self.claimed = apply_batch(
-            kinds, clients, txs, amounts, status, *self._state(), self.outcomes, self.applied
+            kinds,
+            clients,
+            txs,
+            amounts,
+            status,
+            *self._state(),
+            self.outcomes,
+            self.applied,
+            preclaimed,
         )
 
     def _state(self) -> tuple[np.ndarray, ...]:

@@ -61,8 +61,8 @@ from .kernel import (
     EMPTY,
     RESOLVED,
     WITHDRAWN,
-    _slot,
     rank_index,
+    slot,
 )
 from .ledger import DECIMAL, Ledger, decimal_to_units
 
@@ -531,7 +531,7 @@ def _restore_slots(
 ):
     """Fill the slots of referenced tx ids from ledger rows; later rows win."""
     for i in range(txs.size):
-        s = _slot(txs[i], referenced, rank)
+        s = slot(txs[i], referenced, rank)
         if s >= 0:
             slot_client[s] = clients[i]
             slot_amount[s] = amounts[i]

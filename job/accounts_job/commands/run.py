@@ -29,7 +29,8 @@ T = TypeVar("T", bound=AtomicFile | TableWriter)  # an output opened before the 
 EXIT_STATUS = (
     "Exit status: 0 when the run completed, rejected rows or not, or INPUT was already "
     "applied to --state; 2 usage error; 65 INPUT has no usable header, or the state is "
-    "damaged; 66 INPUT missing or unreadable; 70 internal error; 73 an output cannot be "
+    "damaged; 66 INPUT missing or unreadable; 69 the --cluster is unreachable or failed; "
+    "70 internal error; 73 an output cannot be "
     "written; 74 reading INPUT failed part way; 75 another run holds the state."
 )
 
@@ -74,6 +75,15 @@ def run(
             help="Nightly state folder: start from what earlier runs left there, apply INPUT "
             "once, and commit the new state after the outputs are written.",
             file_okay=False,
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on a Dask cluster, sharded by client: tcp://HOST:PORT of a running "
+            "scheduler, or local:N to start N worker processes here. INPUT must be a path "
+            "every worker can read. Needs the distributed extra; not with --state or --events.",
+            show_default=False,
         ),
     ] = None,
     batch_size: Annotated[
@@ -123,6 +133,7 @@ def run(
                     progress=progress,
                     state=state,
                     defer_commit=True,
+                    cluster=cluster,
                 )
             if accounts_file is not None:
                 write_accounts_to(result.accounts_table, accounts_file.tmp, fmt)
