@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 from accounts_job import process
 from accounts_job.cli import app
+from accounts_job.source import open_input
 from helpers import REASONS, WORKED_EXAMPLE, WORKED_EXAMPLE_CSV, console_script, run_script
 from typer.testing import CliRunner
 
@@ -490,12 +491,12 @@ def _read_fails_mid_file(tmp_path: Path, outdir: Path, mp: pytest.MonkeyPatch) -
                 raise OSError(errno.EIO, "Input/output error")
             return super().readinto(buffer)
 
-    def failing_open(path, mode="r", **kwargs):
+    def failing_open(path, buffered=False):
         opened.append(path)
         # The first pass reads the whole file; the second fails part way.
-        return FailingFile(path, "r") if len(opened) == 2 else open(path, mode, **kwargs)
+        return FailingFile(path, "r") if len(opened) == 2 else open_input(path, buffered)
 
-    mp.setattr(accounts_job.blocks, "open", failing_open, raising=False)
+    mp.setattr(accounts_job.blocks, "open_input", failing_open)
     mp.setattr(accounts_job.blocks, "BLOCK_BYTES", 64)
     return [_example(tmp_path), "--batch-size", "2", *all_outputs(outdir)]
 

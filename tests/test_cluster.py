@@ -238,3 +238,36 @@ def test_a_run_without_cluster_never_imports_dask(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()
     assert b"no dask" in done.stderr
+
+
+def test_urls_for_the_input_and_the_outputs(tmp_path, cluster):
+    """Without a shared folder: the input and outputs as URLs (file:// here; s3:// and
+    the like go the same way through fsspec, with their package installed)."""
+    path = hostile(tmp_path, 12, transactions=3000)
+    local = outputs(tmp_path / "local")
+    remote = outputs(tmp_path / "url")
+    assert run_job(path, local).returncode == 0
+    as_urls = {option: f"file://{target}" for option, target in remote.items()}
+    done = run_job(f"file://{path}", as_urls, "--cluster", cluster)
+    assert done.returncode == 0, done.stderr.decode()
+    assert remote["--out"].read_bytes() == local["--out"].read_bytes()
+    assert remote["--rejects"].read_bytes() == local["--rejects"].read_bytes()
+    assert (
+        summary_counts(remote["--summary"])["rejected"]
+        == summary_counts(local["--summary"])["rejected"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "cluster_args", "status", "message"),
+    [
+        ("file:///no/such/file.csv", ["--cluster", "local:1"], 66, b"input not found"),
+        ("nosuchscheme://bucket/tx.csv", ["--cluster", "local:1"], 2, b"nosuchscheme"),
+        ("file:///tmp/tx.csv", [], 2, b"needs --cluster"),
+    ],
+)
+def test_bad_urls(tmp_path, url, cluster_args, status, message):
+    done = run_script("run", url, "--out", tmp_path / "a.csv", *cluster_args)
+    assert done.returncode == status, done.stderr.decode()
+    assert message in done.stderr
+    assert not (tmp_path / "a.csv").exists()

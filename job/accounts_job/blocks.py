@@ -28,6 +28,7 @@ from numba import njit, prange
 
 from .bits import popcount, trailing_zeros
 from .errors import ReadError
+from .source import open_input
 
 BLOCK_BYTES = 8 << 20
 _NEWLINE = 10
@@ -196,7 +197,7 @@ class BlockReader:
         line = skip_lines + 1
         try:
             # The pool is shut down (its read finished) before the file is closed.
-            with open(path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as pool:
+            with open_input(path) as f, ThreadPoolExecutor(1) as pool:
                 for _ in range(skip_lines):
                     skipped = f.readline()
                     if digest is not None:

@@ -19,6 +19,7 @@ from .engine import DEFAULT_BATCH_SIZE, Result
 from .errors import ClusterError, UsageError
 from .output import TableWriter
 from .sharded import DEFAULT_CHUNK_BYTES, process_sharded
+from .source import is_url
 
 if TYPE_CHECKING:
     import distributed
@@ -103,7 +104,8 @@ def process_on_cluster(
     """The run on the Dask cluster `cluster`, sharded by client over its workers (or
     `shards`). The input must be a path every worker can read: a shared folder."""
     # Workers resolve paths against their own working folders: give them an absolute one.
-    path = Path(path).absolute()
+    if not is_url(path):
+        path = Path(path).absolute()
     with connect(cluster) as (executor, workers):
         return process_sharded(
             path,

@@ -37,6 +37,7 @@ from .output import TableWriter
 from .parse import parse_lines
 from .references import first_pass
 from .rejects import rejects_table
+from .source import is_url
 from .state import AppliedFile, LedgerWriter, Manifest, StateDir, now
 from .summary import Summary
 
@@ -220,6 +221,8 @@ def process(
             rejects_to=rejects_to,
             keep_rejects=keep_rejects,
         )
+    if is_url(path):
+        raise UsageError(f"{path}: a URL input needs --cluster; a plain run reads local files")
     options = _Options(batch_size, block_bytes, rejects_to, events_to, keep_rejects, progress)
     if state is None:
         return _process(Path(path), options)

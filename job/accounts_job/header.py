@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HeaderError, InputError
+from .source import open_input
 
 REQUIRED = ("type", "client", "tx")
 OPTIONAL = ("amount",)
@@ -112,7 +113,7 @@ def parse_header_line(line: str, line_index: int = 0) -> Header:
 def read_header(path: str | Path) -> Header:
     """Read the first non-blank line of a local file and parse it as the header."""
     try:
-        with open(path, "rb") as f:
+        with open_input(path, buffered=True) as f:
             consumed = 0
             for index, raw in enumerate(f):
                 if index == 0 and raw.startswith(_BOM):

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from .errors import OutputError, UsageError
 from .events import EVENTS_SCHEMA
 from .rejects import REJECTS_SCHEMA
+from .source import is_url, upload
 
 if TYPE_CHECKING:
     import polars as pl
@@ -49,9 +50,17 @@ def format_for(path: str | Path, override: str | None = None) -> Format:
 
 
 class AtomicFile:
-    """A temporary file beside `path`, renamed onto it by `commit`, removed by `discard`."""
+    """A temporary file beside `path`, renamed onto it by `commit`, removed by `discard`.
+
+    A URL `path` (source.py) gets a local temporary file instead, uploaded by `commit`."""
 
     def __init__(self, path: str | Path) -> None:
+        self.url = str(path) if is_url(path) else None
+        if self.url is not None:
+            fd, tmp = tempfile.mkstemp(prefix=".accounts-job.", suffix=".tmp")
+            os.close(fd)
+            self.path, self.tmp = Path(tmp), Path(tmp)
+            return
         self.path = Path(path)
         folder = self.path.parent
         try:
@@ -67,6 +76,12 @@ class AtomicFile:
         self.tmp = Path(tmp)
 
     def commit(self) -> None:
+        if self.url is not None:
+            try:
+                upload(self.tmp, self.url)
+            finally:
+                self.discard()
+            return
         try:
             os.chmod(self.tmp, 0o666 & ~_umask())
             os.replace(self.tmp, self.path)

@@ -50,6 +50,7 @@ from .header import Header, read_header
 from .ledger import ACCOUNTS_SCHEMA, Ledger
 from .output import TableWriter
 from .rejects import REJECTS_SCHEMA, raw_lines
+from .source import input_size, is_url, open_input
 from .summary import Summary
 
 # Bytes per chunk of the scan: large enough that per-task overhead is small, small
@@ -132,19 +133,19 @@ class ShardResult:
     report_applied: np.ndarray  # bool: whether each of those rows was accepted
 
 
-def data_start(path: Path, header: Header) -> int:
+def data_start(path: str | Path, header: Header) -> int:
     """Byte offset of the first line after the header."""
-    with open(path, "rb") as f:
+    with open_input(path, buffered=True) as f:
         for _ in range(header.line_index + 1):
             f.readline()
         return f.tell()
 
 
-def plan_chunks(path: Path, header: Header, chunk_bytes: int) -> list[tuple[int, int]]:
+def plan_chunks(path: str | Path, header: Header, chunk_bytes: int) -> list[tuple[int, int]]:
     """(start, stop) byte spans of whole lines covering everything after the header."""
-    start, size = data_start(path, header), path.stat().st_size
+    start, size = data_start(path, header), input_size(path)
     spans = []
-    with open(path, "rb") as f:
+    with open_input(path, buffered=True) as f:
         while start < size:
             f.seek(min(size, start + chunk_bytes))
             if f.tell() < size:
@@ -282,12 +283,11 @@ def process_sharded(
 ) -> Result:
     """The run, step by step through `executor`; the same Result as `process`."""
     started = time.perf_counter()
-    path = Path(path)
-    header = read_header(path)
-    summary = Summary(input=str(path), input_bytes=path.stat().st_size)
+    name = path if is_url(path) else str(path)
+    header = read_header(name)
+    summary = Summary(input=name, input_bytes=input_size(name))
     summary.rows_read = summary.blank_lines = header.line_index
-    spans = plan_chunks(path, header, chunk_bytes)
-    name = str(path)
+    spans = plan_chunks(name, header, chunk_bytes)
 
     scans = [executor.submit(scan_chunk, name, header, span) for span in spans]
     counts = executor.gather([executor.submit(chunk_counts, s) for s in scans])

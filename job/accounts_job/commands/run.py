@@ -37,9 +37,14 @@ EXIT_STATUS = (
 
 @app.command(epilog=EXIT_STATUS)
 def run(
-    input: Annotated[Path, typer.Argument(help="The transactions CSV.", show_default=False)],
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="The transactions CSV: a path, or with --cluster also a URL.", show_default=False
+        ),
+    ],
     out: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--out",
             "-o",
@@ -53,17 +58,17 @@ def run(
         ),
     ] = None,
     rejects: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             help="Write every rejected row here (.csv or .parquet): line, reason, raw line."
         ),
     ] = None,
     summary: Annotated[
-        Path | None,
+        str | None,
         typer.Option(help="Write the run's summary here as JSON."),
     ] = None,
     events: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             help="Write every accepted event here (.csv or .parquet), in order: line, client, "
             "tx, event (credited, debited, held, released, reversed, locked), amount."
@@ -111,7 +116,7 @@ def run(
         pending: list[AtomicFile | TableWriter] = []
         result = None
 
-        def opened(kind: Callable[[Path], T], path: Path | None) -> T | None:
+        def opened(kind: Callable[[str], T], path: str | None) -> T | None:
             if path is None:
                 return None
             output = kind(path)
@@ -123,7 +128,8 @@ def run(
             summary_file = opened(AtomicFile, summary)
             rejects_writer = opened(RejectsWriter, rejects)
             events_writer = opened(EventsWriter, events)
-            with progress_bar(input, enabled=not quiet and sys.stderr.isatty()) as progress:
+            bar = not quiet and sys.stderr.isatty() and cluster is None
+            with progress_bar(Path(input), enabled=bar) as progress:
                 result = process(
                     input,
                     batch_size=batch_size,
