@@ -271,3 +271,40 @@ def test_bad_urls(tmp_path, url, cluster_args, status, message):
     assert done.returncode == status, done.stderr.decode()
     assert message in done.stderr
     assert not (tmp_path / "a.csv").exists()
+
+
+def test_without_dask_installed_the_option_says_what_to_install(tmp_path, monkeypatch):
+    from accounts_job.cli import app
+    from typer.testing import CliRunner
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` fails
+    path = hostile(tmp_path, 13, transactions=100)
+    result = CliRunner().invoke(app, ["run", str(path), "--cluster", "local:1"])
+    assert result.exit_code == 2
+    assert "pip install 'accounts-job[distributed]'" in result.stderr
+
+
+class FakeClient:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def run(self, fn):
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"tcp://a:1": accounts_job.__version__, "tcp://b:2": "0.0.1"}, "tcp://b:2 has 0.0.1"),
+        (ModuleNotFoundError("No module named 'accounts_job'"), "cannot run accounts-job"),
+    ],
+)
+def test_workers_must_run_this_version(answer, message):
+    from accounts_job.cluster import check_workers
+    from accounts_job.errors import ClusterError
+
+    with pytest.raises(ClusterError, match=message):
+        check_workers(FakeClient(answer))
+    check_workers(FakeClient({"tcp://a:1": accounts_job.__version__}))

@@ -81,7 +81,33 @@ def connect(spec: str) -> Iterator[tuple[DaskExecutor, int]]:
             workers = len(client.scheduler_info().get("workers", {}))
             if workers == 0:
                 raise ClusterError(f"the Dask scheduler at {spec} has no workers")
+            check_workers(client)
         yield DaskExecutor(client), workers
+
+
+def worker_version() -> str:
+    """This package's version, where it runs (on a worker)."""
+    from . import __version__
+
+    return __version__
+
+
+def check_workers(client: distributed.Client) -> None:
+    """Every worker must run this version of the package: the steps are its functions,
+    and another version could compute another answer."""
+    from . import __version__
+
+    try:
+        versions: dict[str, str] = client.run(worker_version)
+    except Exception as e:  # a worker cannot even load the package
+        raise ClusterError(
+            f"a Dask worker cannot run accounts-job ({type(e).__name__}: {e}); install "
+            f"accounts-job {__version__} on every worker"
+        ) from None
+    other = {w: v for w, v in versions.items() if v != __version__}
+    if other:
+        listed = ", ".join(f"{w} has {v}" for w, v in sorted(other.items()))
+        raise ClusterError(f"Dask workers run another accounts-job than {__version__}: {listed}")
 
 
 def _local_workers(spec: str) -> int:
