@@ -40,7 +40,9 @@ def run(
     input: Annotated[
         str,
         typer.Argument(
-            help="The transactions CSV: a path, or with --cluster also a URL.", show_default=False
+            help="The transactions CSV: a path, or with --cluster also a URL.",
+            metavar="INPUT",
+            show_default=False,
         ),
     ],
     out: Annotated[
@@ -49,6 +51,7 @@ def run(
             "--out",
             "-o",
             help="Write the accounts here (.csv or .parquet) instead of CSV on stdout.",
+            metavar="PATH",
         ),
     ] = None,
     format: Annotated[
@@ -60,18 +63,20 @@ def run(
     rejects: Annotated[
         str | None,
         typer.Option(
-            help="Write every rejected row here (.csv or .parquet): line, reason, raw line."
+            help="Write every rejected row here (.csv or .parquet): line, reason, raw line.",
+            metavar="PATH",
         ),
     ] = None,
     summary: Annotated[
         str | None,
-        typer.Option(help="Write the run's summary here as JSON."),
+        typer.Option(help="Write the run's summary here as JSON.", metavar="PATH"),
     ] = None,
     events: Annotated[
         str | None,
         typer.Option(
             help="Write every accepted event here (.csv or .parquet), in order: line, client, "
-            "tx, event (credited, debited, held, released, reversed, locked), amount."
+            "tx, event (credited, debited, held, released, reversed, locked), amount.",
+            metavar="PATH",
         ),
     ] = None,
     state: Annotated[
@@ -87,7 +92,9 @@ def run(
         typer.Option(
             help="Run on a Dask cluster, sharded by client: tcp://HOST:PORT of a running "
             "scheduler, or local:N to start N worker processes here. INPUT must be a path "
-            "every worker can read. Needs the distributed extra; not with --state or --events.",
+            "every worker can read, or a URL; with --cluster, outputs may be URLs too. Needs "
+            "the distributed extra; not with --state or --events.",
+            metavar="ADDRESS",
             show_default=False,
         ),
     ] = None,
