@@ -16,7 +16,7 @@ import accounts_job
 import numpy as np
 import pytest
 from accounts_gen import generate
-from accounts_job.claims import settle
+from accounts_job.claims import bitmap_of_all, referenced_ids, settle
 from accounts_job.codes import DEPOSIT, DISPUTE, RESOLVE, WITHDRAWAL
 from accounts_job.errors import HeaderError
 from accounts_job.sharded import InProcess, plan_chunks, process_sharded
@@ -94,7 +94,7 @@ def test_hostile_data_crosses_shards(tmp_path):
         if r[0] in names and r[1].isdigit() and r[2].isdigit() and int(r[1]) < 65536
     ]
     kinds, clients, txs, lines = (np.array(c) for c in zip(*well, strict=True))
-    settled = settle(
+    settled = settle_pieces(
         [
             (
                 kinds.astype(np.uint8),
@@ -114,6 +114,12 @@ def test_hostile_data_crosses_shards(tmp_path):
     assert crossed_dups > 10
     assert settled.cross_index.size > 10
     assert settled.dup_index.size >= crossed_dups
+
+
+def settle_pieces(pieces, shards):
+    """claims.settle, with the referenced ids taken from the pieces themselves."""
+    ids = [referenced_ids(kinds, txs) for kinds, _, txs, _ in pieces]
+    return settle(iter(pieces), bitmap_of_all(*ids), shards)
 
 
 def test_settle_by_hand():
@@ -137,7 +143,7 @@ def test_settle_by_hand():
     )
     # The same rows whole, or cut into pieces: the same answer.
     for pieces in ([piece], [tuple(a[:3] for a in piece), tuple(a[3:] for a in piece)]):
-        settled = settle(pieces, 2)
+        settled = settle_pieces(pieces, 2)
         # Shard 0 holds lines 1, 2, 4, 5, 6 (indices 0..4); shard 1 lines 0, 3, 7.
         assert list(zip(settled.dup_shard, settled.dup_index, strict=True)) == [(0, 1), (0, 4)]
         assert settled.cross_shard.tolist() == [0, 1]

@@ -17,21 +17,23 @@ For each row the walk says what its shard cannot know alone:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 from .codes import DEPOSIT, DISPUTE, WITHDRAWAL
-from .kernel import rank_index, slot
+from .kernel import grow_bitmap, rank_index, slot
 
 
 @njit(cache=True, nogil=True)
-def _settle(kinds, clients, txs, lines, shards, referenced, rank, state, counters, out, k):
-    """Walk one piece of the rows (file order, after the pieces before it)."""
+def _settle(kinds, clients, txs, lines, shards, referenced, rank, state, counters, out):
+    """Walk one piece of the rows (file order, after the pieces before it); returns how
+    many duplicates and cross-shard references it wrote to `out`."""
     claimed, claim_shard, claim_line = state
     dup_shard, dup_index, cross_shard, cross_index, cross_line, claim_of = out
-    d, c = k
+    d = c = 0
     for i in range(kinds.size):
         t = np.uint64(txs[i])
         w = np.int64(t >> np.uint64(6))
@@ -76,36 +78,47 @@ class Settled:
     claim_shard: np.ndarray  # and its shard
 
 
-def settle(pieces: list[tuple[np.ndarray, ...]], shards: int) -> Settled:
-    """Settle the claims of well-formed rows given as pieces (kinds, clients, txs, lines)
-    in file order. Only rows that need telling are listed, so the result is small."""
-    referenced = np.zeros(1, dtype=np.uint64)
-    top, n_claims, n_refs = 0, 0, 0
-    for kinds, _, txs, _ in pieces:
-        refs = kinds >= DISPUTE
+def settle(
+    pieces: Iterable[tuple[np.ndarray, ...]], referenced: np.ndarray, shards: int
+) -> Settled:
+    """Settle the claims of well-formed rows that come as pieces (kinds, clients, txs,
+    lines), in file order; `referenced` is the bitmap of every tx id the rows' references
+    name. Pieces are taken one at a time: memory holds one piece, the bitmaps, a slot per
+    referenced id, and the rows that need telling (few, and all the result lists)."""
+    rank, n_ref = rank_index(referenced)
+    claimed = np.zeros(1, dtype=np.uint64)
+    claim_shard = np.full(n_ref, -1, dtype=np.int64)
+    claim_line = np.full(n_ref, -1, dtype=np.int64)
+    counters = np.zeros(shards, dtype=np.int64)
+    found: list[tuple[np.ndarray, ...]] = []
+    for kinds, clients, txs, lines in pieces:
         claims = (kinds == DEPOSIT) | (kinds == WITHDRAWAL)
         if claims.any():
-            top = max(top, int(txs[claims].max()))
-        n_claims += int(np.count_nonzero(claims))
-        n_refs += int(np.count_nonzero(refs))
-        bits = bitmap_of(txs[refs])
-        if bits.size > referenced.size:
-            referenced, bits = bits, referenced
-        referenced[: bits.size] |= bits
-    rank, n_ref = rank_index(referenced)
-    state = (
-        np.zeros((top >> 6) + 1, dtype=np.uint64),
-        np.full(n_ref, -1, dtype=np.int64),
-        np.full(n_ref, -1, dtype=np.int64),
+            claimed = grow_bitmap(claimed, (int(txs[claims].max()) >> 6) + 1)
+        # Room for the worst case; np.empty costs no memory until written.
+        out = tuple(np.empty(kinds.size, dtype=np.int64) for _ in range(6))
+        state = (claimed, claim_shard, claim_line)
+        d, c = _settle(kinds, clients, txs, lines, shards, referenced, rank, state, counters, out)
+        found.append((*(a[:d].copy() for a in out[:2]), *(a[:c].copy() for a in out[2:])))
+    return Settled(
+        *(np.concatenate([f[i] for f in found] or [np.zeros(0, np.int64)]) for i in range(6))
     )
-    # Room for the worst case; np.empty costs no memory until written.
-    out = tuple(np.empty(n, dtype=np.int64) for n in (n_claims, n_claims) + (n_refs,) * 4)
-    counters = np.zeros(shards, dtype=np.int64)
-    k = (0, 0)
-    for kinds, clients, txs, lines in pieces:
-        k = _settle(kinds, clients, txs, lines, shards, referenced, rank, state, counters, out, k)
-    d, c = k
-    return Settled(out[0][:d], out[1][:d], out[2][:c], out[3][:c], out[4][:c], out[5][:c])
+
+
+def referenced_ids(kinds: np.ndarray, txs: np.ndarray) -> np.ndarray:
+    """The tx ids that a piece's disputes, resolves and chargebacks name."""
+    return txs[kinds >= DISPUTE]
+
+
+def bitmap_of_all(*ids: np.ndarray) -> np.ndarray:
+    """One bitmap of the ids of every array."""
+    bits = np.zeros(1, dtype=np.uint64)
+    for some in ids:
+        more = bitmap_of(some)
+        if more.size > bits.size:
+            bits, more = more, bits
+        bits[: more.size] |= more
+    return bits
 
 
 @njit(cache=True, nogil=True)

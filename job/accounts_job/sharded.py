@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from .blocks import BlockReader
-from .claims import bitmap_of, settle
+from .claims import bitmap_of, bitmap_of_all, referenced_ids, settle
 from .codes import (
     APPLIED,
     BLANK,
@@ -206,9 +206,15 @@ def claims_view(scan: ChunkScan, first_line: int) -> Rows:
     return Rows(rows.line + (first_line - 1), rows.kind, rows.client, rows.tx, _NO_AMOUNTS)
 
 
-def settle_claims(shards: int, *views: Rows) -> list[ShardClaims]:
-    """Step 2: the claim facts each shard needs (see claims.py)."""
-    settled = settle([(v.kind, v.client, v.tx, v.line) for v in views], shards)
+def view_references(view: Rows) -> np.ndarray:
+    return referenced_ids(view.kind, view.tx)
+
+
+def settle_claims(shards: int, referenced: np.ndarray, *views: Rows) -> list[ShardClaims]:
+    """Step 2: the claim facts each shard needs (see claims.py). `referenced`: the bitmap
+    of every tx id a reference names; `views`: the chunks' rows, in file order."""
+    pieces = ((v.kind, v.client, v.tx, v.line) for v in views)
+    settled = settle(pieces, referenced, shards)
     out = []
     for k in range(shards):
         crossing = settled.cross_shard == k
@@ -300,7 +306,10 @@ def process_sharded(
         executor.submit(claims_view, scan, first)
         for scan, first in zip(scans, first_lines, strict=True)
     ]
-    settled = executor.submit(settle_claims, shards, *views)
+    referenced = executor.submit(
+        bitmap_of_all, *[executor.submit(view_references, v) for v in views]
+    )
+    settled = executor.submit(settle_claims, shards, referenced, *views)
     results = []
     for k in range(shards):
         parts = [
@@ -312,7 +321,7 @@ def process_sharded(
     malformed_rows = [executor.submit(_malformed, s) for s in scans]
     # Let go of what only later steps need: a cluster frees each chunk's rows as soon as
     # the steps that read them are done.
-    del scans, views, settled, parts, claims
+    del scans, views, referenced, settled, parts, claims
     malformed = executor.gather(malformed_rows)
     shard_results: list[ShardResult] = executor.gather(results)
 
