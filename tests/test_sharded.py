@@ -16,7 +16,7 @@ import accounts_job
 import numpy as np
 import pytest
 from accounts_gen import generate
-from accounts_job.claims import bitmap_of_all, referenced_ids, settle
+from accounts_job.claims import bitmap_of, referenced_ids, settle
 from accounts_job.codes import DEPOSIT, DISPUTE, RESOLVE, WITHDRAWAL
 from accounts_job.errors import HeaderError
 from accounts_job.sharded import InProcess, plan_chunks, process_sharded
@@ -119,7 +119,7 @@ def test_hostile_data_crosses_shards(tmp_path):
 def settle_pieces(pieces, shards):
     """claims.settle, with the referenced ids taken from the pieces themselves."""
     ids = [referenced_ids(kinds, txs) for kinds, _, txs, _ in pieces]
-    return settle(iter(pieces), bitmap_of_all(*ids), shards)
+    return settle(iter(pieces), bitmap_of(*ids), shards)
 
 
 def test_settle_by_hand():

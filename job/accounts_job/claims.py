@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from .codes import DEPOSIT, DISPUTE, WITHDRAWAL
-from .kernel import grow_bitmap, rank_index, slot
+from .kernel import grow_bitmap, rank_index, set_bits, slot
 
 
 @njit(cache=True, nogil=True)
@@ -110,25 +110,9 @@ def referenced_ids(kinds: np.ndarray, txs: np.ndarray) -> np.ndarray:
     return txs[kinds >= DISPUTE]
 
 
-def bitmap_of_all(*ids: np.ndarray) -> np.ndarray:
-    """One bitmap of the ids of every array."""
+def bitmap_of(*ids: np.ndarray) -> np.ndarray:
+    """One bitmap (uint64 words) with the bit of every id of every array set."""
     bits = np.zeros(1, dtype=np.uint64)
     for some in ids:
-        more = bitmap_of(some)
-        if more.size > bits.size:
-            bits, more = more, bits
-        bits[: more.size] |= more
-    return bits
-
-
-@njit(cache=True, nogil=True)
-def bitmap_of(ids):
-    """A bitmap (uint64 words) with the bit of every id set."""
-    top = 0
-    for i in range(ids.size):
-        top = max(top, np.int64(ids[i]))
-    bits = np.zeros((top >> 6) + 1, dtype=np.uint64)
-    for i in range(ids.size):
-        t = np.uint64(ids[i])
-        bits[t >> np.uint64(6)] |= np.uint64(1) << (t & np.uint64(63))
+        bits = set_bits(bits, some)
     return bits

@@ -67,6 +67,20 @@ def grow_bitmap(bits, words):
     return out
 
 
+@njit(cache=True, nogil=True)
+def set_bits(bits, ids):
+    """`bits` with the bit of every id set: in place, or in a grown copy (grow_bitmap)
+    when an id lies past its end."""
+    top = -1
+    for i in range(ids.size):
+        top = max(top, np.int64(ids[i]))
+    bits = grow_bitmap(bits, (top >> 6) + 1)
+    for i in range(ids.size):
+        t = np.uint64(ids[i])
+        bits[t >> np.uint64(6)] |= np.uint64(1) << (t & np.uint64(63))
+    return bits
+
+
 @njit(cache=True)
 def rank_index(referenced):
     """(rank, total): per word, the number of set bits before it, and all set bits.

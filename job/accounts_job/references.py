@@ -24,7 +24,7 @@ from .bits import trailing_zeros
 from .blocks import BlockReader, lf_marks, next_line_end
 from .codes import DISPUTE
 from .header import Header
-from .kernel import grow_bitmap
+from .kernel import set_bits
 from .parse import (
     QUOTE,
     W_CHARGEBA,
@@ -198,15 +198,8 @@ def reference_capacity(n: int) -> int:
 def _set_parts(bits, ids, counts):
     """Set the bit of every id _referenced_in_block found; returns `bits`, grown as needed."""
     cap = ids.size // counts.size
-    top = -1
     for p in range(counts.size):
-        for k in range(p * cap, p * cap + counts[p]):
-            top = max(top, np.int64(ids[k]))
-    bits = grow_bitmap(bits, (top >> 6) + 1)
-    for p in range(counts.size):
-        for k in range(p * cap, p * cap + counts[p]):
-            t = np.uint64(ids[k])
-            bits[t >> np.uint64(6)] |= np.uint64(1) << (t & np.uint64(63))
+        bits = set_bits(bits, ids[p * cap : p * cap + counts[p]])
     return bits
 
 

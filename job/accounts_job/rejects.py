@@ -78,11 +78,13 @@ def raw_lines(block: Block, rows: np.ndarray) -> pa.LargeStringArray:
 def rejects_table(block: Block, lo: int, status: np.ndarray) -> pa.Table:
     """The rejected rows among lines lo, lo + 1, ... of a block, once decided."""
     idx = np.flatnonzero((status != APPLIED) & (status != BLANK))
+    return rejects_of(idx + block.first_line + lo, status[idx], raw_lines(block, idx + lo))
+
+
+def rejects_of(lines: np.ndarray, codes: np.ndarray, raw: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """The rejects table: 1-based line numbers, reasons (from their status codes), raw
+    lines."""
     return pa.table(
-        [
-            pa.array(idx + block.first_line + lo, pa.uint64()),
-            _REASON_BY_CODE.take(pa.array(status[idx])),
-            raw_lines(block, idx + lo),
-        ],
+        [pa.array(lines, pa.uint64()), _REASON_BY_CODE.take(pa.array(codes)), raw],
         schema=REJECTS_SCHEMA,
     )

@@ -35,13 +35,11 @@ import numpy as np
 import pyarrow as pa
 
 from .blocks import BlockReader
-from .claims import bitmap_of, bitmap_of_all, referenced_ids, settle
+from .claims import bitmap_of, referenced_ids, settle
 from .codes import (
     APPLIED,
     BLANK,
     CLIENT_MISMATCH,
-    DISPUTE,
-    REASON_NAMES,
     UNKNOWN_TX,
 )
 from .engine import DEFAULT_BATCH_SIZE, Parser, Result
@@ -49,7 +47,7 @@ from .faults import crash_point
 from .header import Header, read_header
 from .ledger import ACCOUNTS_SCHEMA, Ledger
 from .output import TableWriter
-from .rejects import REJECTS_SCHEMA, raw_lines
+from .rejects import raw_lines, rejects_of
 from .source import input_size, is_url, open_input
 from .summary import Summary
 
@@ -95,6 +93,9 @@ class Rows:
 
     @staticmethod
     def concat(parts: Sequence[Rows]) -> Rows:
+        """The parts' rows, one after another, in new arrays (none: no rows)."""
+        if not parts:
+            return _no_rows()
         return Rows(*(np.concatenate([getattr(p, f) for p in parts]) for f in _ROW_FIELDS))
 
 
@@ -185,7 +186,7 @@ def scan_chunk(path: str, header: Header, span: tuple[int, int]) -> ChunkScan:
         blank,
         _concat(malformed_line, np.int64),
         _concat(malformed_code, np.uint8),
-        Rows.concat(parts) if parts else _no_rows(),
+        Rows.concat(parts),
     )
 
 
@@ -236,19 +237,19 @@ def pick(items: list[Any], index: int) -> Any:
 def run_shard(claims: ShardClaims, batch_size: int, *parts: Rows) -> ShardResult:
     """Step 3: the rules over one shard's rows, in file order."""
     crash_point("shard-step")
-    rows = Rows.concat(parts) if parts else _no_rows()
-    # The kernel writes amounts of accepted references in place: work on a copy.
-    amounts = rows.amount.copy()
+    # New arrays, this step's own: the kernel may write the amounts of accepted
+    # references into them (a step must not change its inputs, which a retry reads again).
+    rows = Rows.concat(parts)
     n = rows.kind.size
     dup = np.zeros(n, dtype=np.uint8)
     dup[claims.dup] = 1
     cross = np.full(n, -1, dtype=np.int64)
     cross[claims.cross] = claims.cross_line
-    ledger = Ledger(bitmap_of(rows.tx[rows.kind >= DISPUTE]))
+    ledger = Ledger(bitmap_of(referenced_ids(rows.kind, rows.tx)))
     status = np.zeros(n, dtype=np.uint8)
     for lo in range(0, n, batch_size):
         s = slice(lo, lo + batch_size)
-        ledger.apply(rows.kind[s], rows.client[s], rows.tx[s], amounts[s], status[s], dup[s])
+        ledger.apply(rows.kind[s], rows.client[s], rows.tx[s], rows.amount[s], status[s], dup[s])
     rejected = np.flatnonzero(status != APPLIED)
     cross_claim = np.where(status[rejected] == UNKNOWN_TX, cross[rejected], -1)
     at = np.searchsorted(rows.line, claims.report)
@@ -306,9 +307,7 @@ def process_sharded(
         executor.submit(claims_view, scan, first)
         for scan, first in zip(scans, first_lines, strict=True)
     ]
-    referenced = executor.submit(
-        bitmap_of_all, *[executor.submit(view_references, v) for v in views]
-    )
+    referenced = executor.submit(bitmap_of, *[executor.submit(view_references, v) for v in views])
     settled = executor.submit(settle_claims, shards, referenced, *views)
     results = []
     for k in range(shards):
@@ -406,15 +405,7 @@ def _rejects_table(
             for span, first, lo, hi in zip(spans, first_lines, bounds[:-1], bounds[1:], strict=True)
         ]
     )
-    reasons = np.array([REASON_NAMES.get(c, "") for c in range(256)], dtype=object)
-    return pa.table(
-        [
-            pa.array(line, pa.uint64()),
-            pa.array(reasons[code], pa.string()),
-            pa.chunked_array(raws, pa.large_string()),
-        ],
-        schema=REJECTS_SCHEMA,
-    )
+    return rejects_of(line, code, pa.chunked_array(raws, pa.large_string()))
 
 
 def _join_accounts(tables: list[pa.Table]) -> pa.Table:
