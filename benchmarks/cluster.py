@@ -94,7 +94,7 @@ def running_cluster(workers: int, folder: Path) -> Iterator[tuple[str, list[int]
         with distributed.Client(address, timeout="60s") as client:
             client.wait_for_workers(workers, timeout=120)
             # Warm the workers as a night's first run would find them after the first.
-            client.run(lambda: __import__("accounts_job.sharded"))
+            client.run(lambda: __import__("accounts_job.distributed.sharded"))
         yield address, [p.pid for p in procs[1:]]
     finally:
         for p in procs:

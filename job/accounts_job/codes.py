@@ -1,7 +1,7 @@
 """The numeric codes shared by the compiled kernels and the Python side.
 
 Kernels work on small integers; everything a user sees is a name. Keep the two tables
-here so that the names in SPEC.md appear in exactly one place.
+here so that the names of docs/rules.md (§8, reason codes) appear in exactly one place.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ KIND_NAMES: dict[int, str] = {
 }
 
 # Row outcomes. APPLIED and BLANK are not rejects; every other code is a reject reason.
+# The numbers are not the order of checks: that is docs/rules.md §2.9 and §4.2.
 APPLIED = 0
 # Malformed rows: rejected by the parser, before the rules run.
 MALFORMED_ROW = 1
@@ -60,6 +61,12 @@ REASON_NAMES: dict[int, str] = {
     ALREADY_CHARGED_BACK: "already_charged_back",
     NOT_DISPUTED: "not_disputed",
 }
+
+# Id limits (docs/rules.md §2.6, §2.7): a client is a u16, a tx id a u32.
+MAX_CLIENT = 65_535
+MAX_TX = 4_294_967_295
+# Accounts: one slot per possible client.
+N_CLIENTS = MAX_CLIENT + 1
 
 # The largest balance, in units of 0.0001: balances are signed 64-bit counts of units.
 MAX_UNITS = 2**63 - 1

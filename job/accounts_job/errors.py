@@ -2,12 +2,12 @@
 
 Rejected rows are data, not errors: nothing here is raised for a bad row. These are the
 conditions under which the job cannot produce a trustworthy answer at all. The statuses
-follow sysexits(3), so schedulers and shell scripts can tell the cases apart.
+follow sysexits(3), so schedulers and shell scripts can tell the cases apart; the table
+is docs/rules.md §6.
 """
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_USAGE = 2  # wrong option or argument (typer's own status for usage errors)
 EXIT_DATAERR = 65  # no usable header in the input, or a damaged --state folder
 EXIT_NOINPUT = 66  # the input is missing or cannot be read
@@ -19,7 +19,14 @@ EXIT_TEMPFAIL = 75  # another run holds the --state folder: try again later
 
 
 class JobError(Exception):
-    """A fatal error: the run stops, no output appears, the CLI exits with `exit_code`."""
+    """A fatal error (docs/rules.md §6): the run stops, no output appears, the state is
+    as it was.
+
+    Attributes
+    ----------
+    exit_code : int
+        The command line's exit status for it (sysexits(3)); each subclass has its own.
+    """
 
     exit_code: int = EXIT_SOFTWARE
 
@@ -70,3 +77,10 @@ class ClusterError(JobError):
     """The Dask cluster cannot be reached, or could not finish the run."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+class AlreadyApplied(JobError):
+    """The input's content was already applied to the --state folder: nothing to do, and
+    nothing changed (docs/rules.md §7). Not a failure: its exit status is 0."""
+
+    exit_code = 0

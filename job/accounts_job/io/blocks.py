@@ -1,0 +1,198 @@
+"""The input as a stream of raw blocks of whole lines.
+
+Both passes read the file the same way: large blocks of bytes straight into a reused
+buffer, each cut after its last line end, the partial line carried over to the next
+block. Nothing is decoded or copied per line: the compiled kernels read the bytes where
+they lie, and memory holds two buffers however large the file.
+
+While the kernels work on one block, a thread reads the next into the other buffer (a
+file read releases the GIL), so the copy from the page cache costs no wall time.
+
+A line is everything up to an LF; a CR before it is the parser's business
+(docs/rules.md §2.1, kernels/parse.py).
+A line holding a NUL byte is not text we accept: each block lists them, and the engine
+rejects them as `malformed_row` (the scan for line ends notices them for free).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import ReadError
+from ..kernels.lines import last_line_end, newline_positions
+from .source import open_input
+
+BLOCK_BYTES = 8 << 20
+
+
+@dataclass
+class Block:
+    """Consecutive whole lines of the input. Valid until the next block is read."""
+
+    first_line: int  # 1-based line number of the first line
+    data: np.ndarray  # uint8: the bytes, the last line's LF included if it has one
+    ends: np.ndarray  # int64: line i is data[ends[i - 1] + 1 : ends[i]] (ends[-1] = -1)
+    nul_rows: np.ndarray  # int64, sorted: indices of the lines that hold a NUL byte
+    # The buffer from data[0] on as 64-bit words, reaching at least 8 bytes past the
+    # data: a kernel may load any 8 bytes that start in data (see kernels/parse.py's load8).
+    words: np.ndarray
+
+    def __len__(self) -> int:
+        return self.ends.size
+
+    def line_start(self, i: int) -> int:
+        return int(self.ends[i - 1]) + 1 if i > 0 else 0
+
+
+_NO_ENDS = np.zeros(0, dtype=np.int64)
+
+
+def line_ends(data: np.ndarray, out: np.ndarray = _NO_ENDS) -> tuple[np.ndarray, int, bool]:
+    """(out, count, has_nul): the positions of the LFs in `data` (a uint8 array whose
+    start is 8-byte aligned) are out[:count]; `out` is reused if large enough."""
+    n_words = data.size // 8
+    words = data[: n_words * 8].view(np.uint64)
+    return newline_positions(words, data[n_words * 8 :], n_words, out)
+
+
+class BlockReader:
+    """Reads files as blocks of whole lines into two buffers it keeps from file to file
+    (both passes read the same file: the second reuses the memory of the first)."""
+
+    def __init__(self, block_bytes: int | None = None) -> None:
+        """`block_bytes`: the most a block holds (default BLOCK_BYTES), unless one line is
+        longer, which grows the buffers."""
+        self.block_bytes = block_bytes or BLOCK_BYTES
+        self._buffers: list[np.ndarray] = []
+        self._ends = _NO_ENDS  # line ends, reused from block to block
+
+    def _buffers_for(self, size: int) -> list[np.ndarray]:
+        # Not larger than the file needs: a small file does not pay for big buffers.
+        size = max(8, min(self.block_bytes, size + 8))
+        if not self._buffers or _capacity(self._buffers[0]) < size:
+            self._buffers = _new_buffers(size)
+        return self._buffers
+
+    def blocks(
+        self,
+        path: str | Path,
+        skip_lines: int = 0,
+        lines: bool = True,
+        digest: hashlib._Hash | None = None,
+        span: tuple[int, int] | None = None,
+    ) -> Iterator[Block]:
+        """Yield the lines after the first `skip_lines` of `path`, in blocks of whole
+        lines. A block is valid until the next one is read. Raises ReadError if reading
+        fails part way.
+
+        With `lines=False` the lines are not looked for, for a pass that walks the bytes
+        itself: a block's `ends` holds only its last line end, `first_line` is not
+        counted, and `nul_rows` is empty. `digest` (a hashlib object) is fed every byte
+        of the file, skipped lines included, by the reading thread.
+
+        `span` (start, stop) reads only those bytes of the file, which must begin and end
+        at line boundaries; line numbers then count from the span's first line.
+        """
+        line = skip_lines + 1
+        try:
+            # The pool is shut down (its read finished) before the file is closed.
+            with open_input(path) as f, ThreadPoolExecutor(1) as pool:
+                for _ in range(skip_lines):
+                    skipped = f.readline()
+                    if digest is not None:
+                        digest.update(skipped)
+                if span is not None:
+                    f.seek(span[0])
+                stop = span[1] if span is not None else os.fstat(f.fileno()).st_size
+                buffers = self._buffers_for(stop - f.tell())
+                current = 0
+                filled = 0  # bytes in the current buffer, a carried partial line included
+                cap = _capacity(buffers[0])
+                offset = f.tell()  # where the next read starts
+
+                def read(into: np.ndarray) -> Future[int]:
+                    # Never past `stop`: a span ends where the next one starts. A file
+                    # read whole reads until the read says the end (it may have grown).
+                    if span is not None:
+                        into = into[: max(0, stop - offset)]
+                    return pool.submit(_read, f, into, digest)
+
+                pending: Future[int] = read(buffers[current][:cap])
+                at_end = False
+                while not at_end:
+                    got = pending.result()
+                    at_end = got == 0
+                    filled += got
+                    offset += got
+                    buf = buffers[current][:filled]
+                    if lines:
+                        self._ends, count, has_nul = line_ends(buf, self._ends)
+                        ends = self._ends[:count]
+                    else:
+                        ends, has_nul = last_line_end(buf), False
+                    if at_end and filled and (ends.size == 0 or ends[-1] != filled - 1):
+                        ends = np.append(ends, filled)  # the last line lacks its line end
+                    if ends.size == 0:
+                        if filled == cap:  # a line longer than the buffer
+                            grown = _new_buffers(2 * cap)
+                            grown[current][:filled] = buf
+                            buffers = self._buffers = grown
+                            cap = 2 * cap
+                        if not at_end:
+                            pending = read(buffers[current][filled:cap])
+                        continue
+                    consumed = min(int(ends[-1]) + 1, filled)
+                    # Carry the partial last line into the other buffer and start reading
+                    # after it while this block is being worked on.
+                    rest = filled - consumed
+                    other = 1 - current
+                    buffers[other][:rest] = buf[consumed:]
+                    if not at_end:
+                        pending = read(buffers[other][rest:cap])
+                    data = buf[:consumed]
+                    nul_rows = _nul_rows(data, ends) if has_nul else _NO_ROWS
+                    words = buffers[current].view(np.uint64)
+                    yield Block(line, data, ends, nul_rows, words)
+                    line += ends.size
+                    current, filled = other, rest
+        except OSError as e:
+            # Without `lines` the blocks' lines are not counted: no line number to give.
+            where = f" at or after line {line}" if lines else ""
+            raise ReadError(f"reading {path} failed{where}: {e.strerror or e}") from e
+
+
+def _read(f: BinaryIO, into: np.ndarray, digest: hashlib._Hash | None) -> int:
+    """Read into `into` (in the reading thread), feeding `digest` what was read."""
+    got = f.readinto(into)
+    if digest is not None and got:
+        digest.update(into[:got])
+    return got
+
+
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+# Bytes past a buffer's capacity: room for the last 8-byte load (see Block.words).
+_SLACK = 16
+
+
+def _new_buffers(capacity: int) -> list[np.ndarray]:
+    # np.empty, not bytearray: nothing is zeroed that the read will overwrite. Whole
+    # 64-bit words, so a buffer views as words.
+    size = (capacity + _SLACK + 7) // 8 * 8
+    return [np.empty(size, dtype=np.uint8) for _ in range(2)]
+
+
+def _capacity(buffer: np.ndarray) -> int:
+    return buffer.size - _SLACK
+
+
+def _nul_rows(data: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Indices of the lines that hold a NUL byte (rare: only called when one does)."""
+    return np.unique(np.searchsorted(ends, np.flatnonzero(data == 0)))

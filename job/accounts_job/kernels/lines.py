@@ -1,0 +1,116 @@
+"""Line ends, found eight bytes at a time.
+
+A line is everything up to an LF (docs/rules.md §2.1); a CR before it is the parser's
+business. `io.blocks` reads the input into blocks and asks these kernels where each
+block's lines end, and whether any holds a NUL byte.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .bits import popcount, trailing_zeros
+from .bytes import HIGH, LF, LFS, LOW7, ONES
+
+
+@njit(cache=True, inline="always")
+def lf_marks(word):
+    """The high bit of each byte of `word` that is an LF, and no other bit."""
+    x = word ^ LFS  # LF bytes become zero
+    return ~(((x & LOW7) + LOW7) | x) & HIGH
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def newline_positions(words, tail, n_words, out):
+    """(positions of every LF in a block, in order; whether the block holds a NUL byte).
+
+    `words` is the block's first `n_words` * 8 bytes seen as 64-bit words, `tail` its
+    last few bytes. Eight bytes are tested at a time (branch-free zero-byte tests), in
+    parallel parts: first counted, then written at offsets the counts give. Returns
+    (out, count, has_nul): the positions are out[:count], where `out` is the array
+    given, or a larger one if that was too small.
+    """
+    parts = 16
+    size = (n_words + parts - 1) // parts
+    counts = np.zeros(parts + 1, dtype=np.int64)
+    nuls = np.zeros(parts, dtype=np.uint64)
+    for p in prange(parts):
+        found = 0
+        zero = np.uint64(0)
+        for w in range(p * size, min(n_words, (p + 1) * size)):
+            word = words[w]
+            found += popcount(lf_marks(word))
+            zero |= (word - ONES) & ~word & HIGH  # nonzero if a byte is NUL
+        counts[p + 1] = found
+        nuls[p] = zero
+    has_nul = False
+    for p in range(parts):
+        counts[p + 1] += counts[p]
+        has_nul = has_nul or nuls[p] != 0
+    tail_found = 0
+    for i in range(tail.size):
+        tail_found += tail[i] == LF
+        has_nul = has_nul or tail[i] == 0
+    total = counts[parts] + tail_found
+    if out.size < total:
+        out = np.empty(total + total // 4, dtype=np.int64)
+    for p in prange(parts):
+        k = counts[p]
+        for w in range(p * size, min(n_words, (p + 1) * size)):
+            marks = lf_marks(words[w])
+            while marks:
+                out[k] = w * 8 + np.int64(trailing_zeros(marks)) // 8
+                k += 1
+                marks &= marks - np.uint64(1)  # clear the lowest set bit
+    k = counts[parts]
+    for i in range(tail.size):
+        if tail[i] == LF:
+            out[k] = n_words * 8 + i
+            k += 1
+    return out, total, has_nul
+
+
+@njit(cache=True, inline="always")
+def next_line_end(data, words, pos):
+    """Position of the first LF at or after `pos` in `data`, or data.size if none.
+
+    `words` is the buffer seen as 64-bit words (Block.words): whole words of `data` are
+    tested eight bytes at a time.
+    """
+    n = data.size
+    while pos < n and pos & 7:
+        if data[pos] == LF:
+            return pos
+        pos += 1
+    w = pos >> 3
+    n_words = n >> 3
+    while w < n_words:
+        marks = lf_marks(words[w])
+        if marks:
+            return w * 8 + np.int64(trailing_zeros(marks)) // 8
+        w += 1
+    pos = max(pos, n_words * 8)
+    while pos < n:
+        if data[pos] == LF:
+            return pos
+        pos += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def last_line_end(data):
+    """[position of the last LF in data], or [] if there is none."""
+    for i in range(data.size - 1, -1, -1):
+        if data[i] == LF:
+            return np.array([i], dtype=np.int64)
+    return np.zeros(0, dtype=np.int64)
+
+
+@njit(cache=True, inline="always")
+def line_start(ends, i):
+    """Where line i of a block starts: after the LF that ends line i - 1.
+
+    `ends[i]` is the position of line i's LF (or the block's end for an unended last line).
+    """
+    return ends[i - 1] + 1 if i > 0 else 0
