@@ -37,6 +37,23 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "quick")
 
+# Long fault loops (hundreds of kills, every byte of a file damaged) are marked `slow`: they
+# run with ACCOUNTS_JOB_SLOW=1 (or `pytest -m slow`), not in the ten-minute suite CI runs.
+SLOW = os.environ.get("ACCOUNTS_JOB_SLOW") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: a long fault loop; runs with ACCOUNTS_JOB_SLOW=1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SLOW or "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="a slow fault loop: set ACCOUNTS_JOB_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
 
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
