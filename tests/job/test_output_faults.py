@@ -358,11 +358,9 @@ def test_outputs_that_collide_are_a_usage_error_before_anything_is_opened(
     "args",
     [
         ["--out", "{out}/a.csv", "--summary", "{out}/a.csv"],
-        ["--out", "{out}/a.csv", "--rejects", "{out}/a.csv"],
-        ["--events", "{out}/e.csv", "--rejects", "{out}/e.csv"],
         ["--out", "{input}"],
     ],
-    ids=["out_summary", "out_rejects", "events_rejects", "out_input"],
+    ids=["out_summary", "out_input"],
 )
 def test_colliding_paths_exit_2_from_the_command_line(
     example: Path, outdir: Path, args: list[str]

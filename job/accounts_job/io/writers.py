@@ -357,7 +357,7 @@ class AtomicFile(Output):
 
     def finish(self) -> None:
         if self._backup is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # left over at worst, for a later run
                 os.unlink(self._backup)
             self._backup = None
         self._release()
