@@ -124,6 +124,7 @@ def process(
     for extra in (rejects_to, events_to):
         if isinstance(extra, (str, Path)):
             output_format(extra)  # an unknown suffix fails before anything is opened
+    # Two outputs on one file, or one on the input, lose data: refused before any opens.
     named = {"accounts": accounts_to, "summary": summary_to}
     check_distinct(source, {**named, "rejects": rejects_to, "events": events_to})
 
