@@ -11,6 +11,7 @@ the same outputs and commits. The `run` command only maps its options onto this 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -22,14 +23,21 @@ from .errors import UsageError
 from .faults import crash_point
 from .io.source import is_url
 from .io.writers import (
+    STDOUT,
     AtomicFile,
     EventsWriter,
     Format,
+    Output,
     RejectsWriter,
+    StreamFile,
     TableWriter,
+    check_distinct,
     format_for,
+    open_output,
+    output_format,
+    sync_folder,
     write_accounts_to,
-    write_csv,
+    write_bytes,
 )
 from .state.folder import StateDir
 from .state.night import Night
@@ -60,14 +68,18 @@ def process(
     source : str or Path
         The transactions CSV (docs/rules.md §2). A URL only with `cluster`.
     accounts_to : str, Path or binary stream, optional
-        Write the accounts here (docs/rules.md §5.1). A path is replaced atomically; a
-        stream (such as ``sys.stdout.buffer``) is written CSV once the run succeeded.
+        Write the accounts here (docs/rules.md §5.1). A path is replaced atomically (a
+        symlink's target, in its own folder); `-` (stdout), a device, a FIFO or a
+        stream (such as ``sys.stdout.buffer``) is written directly, CSV unless named
+        otherwise, once the run succeeded (docs/rules.md §6.1).
     accounts_format : {"csv", "parquet"}, optional
         The accounts' format; by default from `accounts_to`'s suffix.
     rejects_to, events_to : str, Path or TableWriter, optional
         Stream the rejected rows (§5.2) or the events (§5.3) to this file, CSV or
-        Parquet by suffix; or to a writer of your own, which the job then commits or
-        discards with the other outputs.
+        Parquet by suffix (`-`, a device or a FIFO: written as the run goes, CSV unless
+        named .parquet); or to a writer of your own, which the job then commits or
+        discards with the other outputs. No output may name the input or another
+        output (a character device such as /dev/null excepted).
     summary_to : str or Path, optional
         Write the summary here as JSON.
     keep_rejects : bool, default True
@@ -111,7 +123,10 @@ def process(
     fmt = _accounts_format(accounts_to, accounts_format)
     for extra in (rejects_to, events_to):
         if isinstance(extra, (str, Path)):
-            format_for(extra)  # an unknown suffix fails before anything is opened
+            output_format(extra)  # an unknown suffix fails before anything is opened
+    # Two outputs on one file, or one on the input, lose data: refused before any opens.
+    named = {"accounts": accounts_to, "summary": summary_to}
+    check_distinct(source, {**named, "rejects": rejects_to, "events": events_to})
 
     with _Outputs() as outputs:
         accounts_file = outputs.file(accounts_to)
@@ -139,10 +154,12 @@ def process(
                 night=night,
             )
         if accounts_file is not None:
-            write_accounts_to(result.accounts_table, accounts_file.tmp, fmt)
+            table = result.accounts_table
+            accounts_file.write_with(lambda sink: write_accounts_to(table, sink, fmt))
         if summary_file is not None:
-            summary_file.tmp.write_text(result.summary.to_json())
-        outputs.commit(result, accounts_to if _is_stream(accounts_to) else None)
+            summary = result.summary.to_json().encode()
+            summary_file.write_with(lambda sink: write_bytes(sink, summary))
+        outputs.commit(result)
     return result
 
 
@@ -153,7 +170,7 @@ def _is_stream(target: object) -> bool:
 def _accounts_format(target: str | Path | BinaryIO | None, override: Format | None) -> Format:
     if target is None:
         return override or "csv"
-    if _is_stream(target):
+    if _is_stream(target) or str(target) == STDOUT:
         fmt = format_for("stream.csv", override)
         if fmt != "csv":
             raise UsageError(
@@ -161,24 +178,28 @@ def _accounts_format(target: str | Path | BinaryIO | None, override: Format | No
                 "takes CSV only"
             )
         return fmt
-    return format_for(target, override)  # type: ignore[arg-type]
+    return output_format(target, override)  # type: ignore[arg-type]
 
 
 @dataclass
 class _Outputs:
     """Everything a run will make visible, opened before the work: each output a
-    temporary file beside its name, and the state's lock. Committed in order, outputs
-    first and the state last; discarded whole on any failure, a kill included (the
-    temporary names are all that is left then, and the state is as before)."""
+    temporary file beside its name (or a stream, docs/rules.md §6.1), and the state's
+    lock. Committed in order, outputs first and the state last; discarded whole on any
+    failure, a kill included (the temporary names are all that is left then, removed by
+    the next run in their folder, and the state is as before)."""
 
-    files: list[AtomicFile | TableWriter] = field(default_factory=list)
+    files: list[Output | TableWriter] = field(default_factory=list)
     state: Night | None = None
     committed: bool = False
 
-    def file(self, target: str | Path | BinaryIO | None) -> AtomicFile | None:
-        if target is None or _is_stream(target):
+    def file(self, target: str | Path | BinaryIO | None) -> Output | None:
+        if target is None:
             return None
-        output = AtomicFile(target)  # type: ignore[arg-type]
+        if _is_stream(target):
+            output: Output = StreamFile.of(target)  # type: ignore[arg-type]
+        else:
+            output = open_output(target, reversible=True)  # type: ignore[arg-type]
         self.files.append(output)
         return output
 
@@ -188,6 +209,7 @@ class _Outputs:
         if target is None:
             return None
         writer = target if isinstance(target, TableWriter) else kind(target)  # type: ignore[call-arg]
+        writer.file.reversible = True  # the job commits it with the others, or takes it back
         self.files.append(writer)
         return writer
 
@@ -195,14 +217,35 @@ class _Outputs:
         self.state = Night.open(folder, source)
         return self.state
 
-    def commit(self, result: Result, stream: BinaryIO | None) -> None:
-        """The outputs first, then the state: a run stopped in between leaves the input
-        not applied, and running it again writes the same outputs and commits."""
-        for f in self.files:
-            f.commit()
-        if stream is not None:
-            write_csv(result.accounts_table, stream)
-            stream.flush()
+    def commit(self, result: Result) -> None:
+        """The outputs first, all of them or none, then the state: a run stopped in
+        between leaves the input not applied, and running it again writes the same
+        outputs and commits.
+
+        Files go first, each fsynced and renamed onto its name with what it replaces
+        kept aside, then their folders are fsynced: a rename that fails puts back what
+        the others replaced. Streams go last, as they cannot be taken back. Only then,
+        the outputs on disk to stay, the state commits (docs/rules.md §6.1, §7).
+        """
+        done: list[Output | TableWriter] = []
+        try:
+            for f in sorted(self.files, key=lambda f: f.phase):
+                f.commit()
+                done.append(f)
+            folders = {
+                f.folder
+                for f in (f.file if isinstance(f, TableWriter) else f for f in done)
+                if isinstance(f, AtomicFile) and f.folder is not None
+            }
+            for folder in sorted(folders):
+                sync_folder(folder)
+        except BaseException:
+            for f in reversed(done):
+                with contextlib.suppress(Exception):
+                    f.rollback()
+            raise
+        for f in done:
+            f.finish()
         crash_point("outputs-written")
         if self.state is not None:
             self.state.commit(result.summary)

@@ -201,11 +201,6 @@ def test_a_fatal_error_on_a_second_night_leaves_the_state_as_it_was(
     assert all(path.exists() for path in outputs.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="job.py _Outputs.commit renames the outputs one by one: when a later rename "
-    "fails, the outputs renamed before it stay in place",
-)
 def test_a_rename_failing_after_another_output_was_renamed_leaves_no_output(
     example: Path, outdir: Path
 ) -> None:

@@ -23,7 +23,8 @@ EXIT_STATUS = (
     "applied to --state; 2 usage error; 65 INPUT has no usable header, or the state is "
     "damaged; 66 INPUT missing or unreadable; 69 the --cluster is unreachable or failed; "
     "70 internal error; 73 an output cannot be "
-    "written; 74 reading INPUT failed part way; 75 another run holds the state."
+    "written; 74 reading INPUT failed part way; 75 another run holds the state; "
+    "129, 130, 143 stopped by SIGHUP, SIGINT, SIGTERM."
 )
 
 
@@ -42,7 +43,9 @@ def run(
         typer.Option(
             "--out",
             "-o",
-            help="Write the accounts here (.csv or .parquet) instead of CSV on stdout.",
+            help="Write the accounts here (.csv or .parquet) instead of CSV on stdout "
+            "(- is stdout; a symlink's target is replaced; a device or FIFO is written "
+            "directly).",
             metavar="PATH",
         ),
     ] = None,
