@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .distributed import CONNECT_TIMEOUT, STALL_TIMEOUT
 from .engine.parser import DEFAULT_BATCH_SIZE
 from .engine.result import Result
 from .engine.run import Progress, run_file
@@ -54,6 +55,9 @@ def process(
     keep_rejects: bool = True,
     state: str | Path | StateDir | None = None,
     cluster: str | None = None,
+    cluster_connect_timeout: float = CONNECT_TIMEOUT,
+    cluster_stall_timeout: float = STALL_TIMEOUT,
+    quiet: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
     block_bytes: int | None = None,
     progress: Progress | None = None,
@@ -93,6 +97,15 @@ def process(
         ``tcp://HOST:PORT`` of a Dask scheduler, or ``local:N`` for N worker processes
         here: the run is sharded by client over the workers, with the same result
         (distributed/cluster.py). Takes neither `state` nor `events_to`.
+    cluster_connect_timeout : float, default 20
+        Seconds to reach the scheduler and complete Dask's handshake with it; then
+        ClusterError (docs/rules.md §6).
+    cluster_stall_timeout : float, default 300
+        Seconds a cluster run waits while its cluster has no worker and no step
+        finishes; then ClusterError.
+    quiet : bool, default False
+        During a cluster run, silence Dask's log messages and warnings (in this process
+        and in `local:N` workers); they are restored after the run.
     batch_size : int
         Lines the rules take at a time; changes memory and speed, never the answer.
     block_bytes : int, optional
@@ -140,7 +153,14 @@ def process(
             from .distributed.cluster import process_on_cluster
 
             result = process_on_cluster(
-                source, cluster, batch_size=batch_size, rejects_to=rejects, keep_rejects=keep
+                source,
+                cluster,
+                batch_size=batch_size,
+                rejects_to=rejects,
+                keep_rejects=keep,
+                connect_timeout=cluster_connect_timeout,
+                stall_timeout=cluster_stall_timeout,
+                quiet=quiet,
             )
         else:
             result = run_file(

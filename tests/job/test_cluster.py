@@ -7,12 +7,7 @@ run without a cluster. Every process is stopped at the end, also when a test fai
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,94 +16,16 @@ from pathlib import Path
 
 import accounts_job
 import pytest
-from accounts_gen import generate
+from support.cluster import dask_cluster, free_port, hostile, outputs, run_job
 from support.helpers import run_script
 
 distributed = pytest.importorskip("distributed")
 
-DASK = Path(sys.executable).with_name("dask")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def dask_cluster(
-    tmp: Path, workers: int = 2, worker_env: dict[str, str] | None = None, **scheduler_env: str
-) -> Iterator[str]:
-    """A scheduler and `workers` workers (each with a nanny) on loopback; its address."""
-    address = f"tcp://127.0.0.1:{free_port()}"
-    env = {**os.environ, "NUMBA_NUM_THREADS": "1", **scheduler_env}
-    procs = []
-
-    def start(*args: str, extra: dict[str, str] | None = None) -> None:
-        log = open(tmp / f"dask-{len(procs)}.log", "wb")  # noqa: SIM115 (closed with the process)
-        procs.append(
-            subprocess.Popen(
-                [str(DASK), *args],
-                env={**env, **(extra or {})},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped as one
-            )
-        )
-
-    try:
-        port = address.rsplit(":", 1)[1]
-        start("scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard")
-        for n in range(workers):
-            start(
-                "worker",
-                address,
-                "--nthreads",
-                "1",
-                "--no-dashboard",
-                "--name",
-                f"w{n}",
-                "--local-directory",
-                str(tmp / f"w{n}"),
-                extra=worker_env,
-            )
-        with distributed.Client(address, timeout="60s") as client:
-            client.wait_for_workers(workers, timeout=120)
-        yield address
-    finally:
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-        for p in procs:
-            p.wait(timeout=30)
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[str]:
-    with dask_cluster(tmp_path_factory.mktemp("cluster")) as address:
-        yield address
-
-
-def hostile(folder: Path, seed: int, transactions: int = 6000) -> Path:
-    text = io.StringIO()
-    generate(text, clients=50, transactions=transactions, seed=seed, hostile=True)
-    path = folder / f"hostile-{seed}.csv"
-    path.write_text(text.getvalue())
-    return path
-
-
-def outputs(folder: Path, suffix: str = "csv") -> dict[str, Path]:
-    folder.mkdir(exist_ok=True)
-    return {
-        "--out": folder / f"accounts.{suffix}",
-        "--rejects": folder / f"rejects.{suffix}",
-        "--summary": folder / "summary.json",
-    }
-
-
-def run_job(path: Path, out: dict[str, Path], *extra: str) -> subprocess.CompletedProcess:
-    args = [a for pair in out.items() for a in map(str, pair)]
-    return run_script("run", path, *args, "--quiet", *extra)
+    with dask_cluster(tmp_path_factory.mktemp("cluster")) as loopback:
+        yield loopback.address
 
 
 def summary_counts(path: Path) -> dict:
@@ -172,8 +89,8 @@ def test_a_worker_killed_mid_run_is_replaced(tmp_path):
     path = hostile(tmp_path, 7)
     local, remote = outputs(tmp_path / "local"), outputs(tmp_path / "c")
     assert run_job(path, local).returncode == 0
-    with dask_cluster(tmp_path, worker_env=env) as address:
-        done = run_job(path, remote, "--cluster", address)
+    with dask_cluster(tmp_path, worker_env=env) as loopback:
+        done = run_job(path, remote, "--cluster", loopback.address)
     assert marker.exists(), "no worker died: the test did not test anything"
     assert done.returncode == 0, done.stderr.decode()
     assert remote["--out"].read_bytes() == local["--out"].read_bytes()
@@ -188,8 +105,8 @@ def test_workers_that_keep_dying_fail_the_run_cleanly(tmp_path):
     out = outputs(tmp_path / "c")
     with dask_cluster(
         tmp_path, worker_env=env, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1"
-    ) as address:
-        done = run_job(path, out, "--cluster", address)
+    ) as loopback:
+        done = run_job(path, out, "--cluster", loopback.address)
     assert done.returncode == 69, done.stderr.decode()
     assert b"worker died" in done.stderr
     assert not any(p.exists() for p in out.values())

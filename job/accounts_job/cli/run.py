@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from ..distributed import CONNECT_TIMEOUT, STALL_TIMEOUT
 from ..engine.parser import DEFAULT_BATCH_SIZE
 from ..errors import AlreadyApplied
 from ..job import process
@@ -93,12 +94,33 @@ def run(
             show_default=False,
         ),
     ] = None,
+    cluster_connect_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to reach the --cluster scheduler and complete Dask's handshake; "
+            "then exit 69.",
+            metavar="SECONDS",
+        ),
+    ] = CONNECT_TIMEOUT,
+    cluster_stall_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a --cluster run waits while the cluster has no worker and no step "
+            "finishes; then exit 69.",
+            metavar="SECONDS",
+        ),
+    ] = STALL_TIMEOUT,
     batch_size: Annotated[
         int,
         typer.Option(min=1, help="Lines per batch: memory per batch versus overhead per batch."),
     ] = DEFAULT_BATCH_SIZE,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No progress bar, no summary and no Dask messages on stderr: fatal errors only.",
+        ),
     ] = False,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks of fatal errors.")
@@ -120,6 +142,9 @@ def run(
                     keep_rejects=False,
                     state=state,
                     cluster=cluster,
+                    cluster_connect_timeout=cluster_connect_timeout,
+                    cluster_stall_timeout=cluster_stall_timeout,
+                    quiet=quiet,
                     batch_size=batch_size,
                     progress=progress,
                 )
