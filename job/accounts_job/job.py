@@ -32,6 +32,7 @@ from .io.writers import (
     write_csv,
 )
 from .state.folder import StateDir
+from .state.manifest import state_key as read_state_key
 from .state.night import Night
 
 
@@ -45,6 +46,8 @@ def process(
     summary_to: str | Path | None = None,
     keep_rejects: bool = True,
     state: str | Path | StateDir | None = None,
+    state_key: bytes | None = None,
+    allow_resend: bool = False,
     cluster: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     block_bytes: int | None = None,
@@ -76,7 +79,16 @@ def process(
     state : str, Path or StateDir, optional
         A nightly state folder: start from what earlier runs left there, apply `source`
         once, commit the new state last. An input whose content was already applied
-        raises AlreadyApplied, and nothing is written.
+        raises AlreadyApplied, and nothing is written. The folder must be a state
+        (`accounts-job state init DIR` makes one); otherwise NotAState, and nothing is
+        created.
+    state_key : bytes, optional
+        The state key: the manifest is signed with it and must carry its signature
+        (docs/rules.md §7). By default the environment's ACCOUNTS_JOB_STATE_KEY, if set.
+    allow_resend : bool, default False
+        Apply `source` even if it looks like an applied file sent again (most of its
+        deposits' and withdrawals' tx ids claimed on earlier nights), which is
+        otherwise refused with ProbableResend.
     cluster : str, optional
         ``tcp://HOST:PORT`` of a Dask scheduler, or ``local:N`` for N worker processes
         here: the run is sharded by client over the workers, with the same result
@@ -118,7 +130,11 @@ def process(
         summary_file = outputs.file(summary_to)
         rejects = outputs.table(rejects_to, RejectsWriter)
         events = outputs.table(events_to, EventsWriter)
-        night = outputs.night(state, Path(source)) if state is not None else None
+        night = (
+            outputs.night(state, Path(source), read_state_key(state_key), allow_resend)
+            if state is not None
+            else None
+        )
         keep = keep_rejects and rejects is None
         if cluster is not None:
             # Dask is imported only for a cluster run.
@@ -191,8 +207,10 @@ class _Outputs:
         self.files.append(writer)
         return writer
 
-    def night(self, folder: str | Path | StateDir, source: Path) -> Night:
-        self.state = Night.open(folder, source)
+    def night(
+        self, folder: str | Path | StateDir, source: Path, key: bytes | None, allow_resend: bool
+    ) -> Night:
+        self.state = Night.open(folder, source, key, allow_resend)
         return self.state
 
     def commit(self, result: Result, stream: BinaryIO | None) -> None:

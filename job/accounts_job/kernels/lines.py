@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from .bits import popcount, trailing_zeros
-from .bytes import HIGH, LF, LFS, LOW7, ONES
+from .bytes import CR, HIGH, LF, LFS, LOW7, ONES, SPACE, TAB
 
 
 @njit(cache=True, inline="always")
@@ -114,3 +114,60 @@ def line_start(ends, i):
     `ends[i]` is the position of line i's LF (or the block's end for an unended last line).
     """
     return ends[i - 1] + 1 if i > 0 else 0
+
+
+CONTENT_PARTS = 16
+
+
+@njit(cache=True, nogil=True)
+def _content_part(data, lo, hi, out):
+    """content_lines for the whole lines data[lo:hi], written to out from `lo` on."""
+    k = lo  # bytes of `out` written, from lo
+    line = lo  # where the current line starts in `out`
+    keep = lo  # where its content ends: after its last byte that is not a blank
+    for i in range(lo, hi):
+        b = data[i]
+        if b == LF:
+            if keep > line:
+                out[keep] = LF
+                k = keep + 1
+            else:  # a blank line: nothing of it stays
+                k = line
+            line = keep = k
+        else:
+            out[k] = b
+            k += 1
+            if b != SPACE and b != TAB and b != CR:
+                keep = k
+    if keep > line:  # a last line without its LF
+        out[keep] = LF
+        k = keep + 1
+    else:
+        k = line
+    return k - lo
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def content_lines(data, out, starts, sizes):
+    """The content of whole lines, as exactly-once compares files (docs/rules.md §7):
+    every line that is not blank, without the CRs, spaces and tabs at its end, and
+    ended by one LF.
+
+    `data` holds whole lines (the last may lack its LF); `out` needs data.size + 1
+    bytes; `starts` and `sizes` CONTENT_PARTS entries each. The lines are cut into
+    parts at line ends and done in parallel: part p's content is
+    out[starts[p] : starts[p] + sizes[p]], and the parts in order are the content.
+    Two files that differ only in line ends (LF or CRLF), blank lines, trailing blanks
+    or a missing final LF give the same content.
+    """
+    n = data.size
+    parts = starts.size
+    for p in range(parts):
+        # Each part starts after the line end at or after its share of the bytes.
+        at = p * n // parts
+        while 0 < at < n and data[at - 1] != LF:
+            at += 1
+        starts[p] = at
+    for p in prange(parts):
+        hi = starts[p + 1] if p + 1 < parts else n
+        sizes[p] = _content_part(data, starts[p], max(starts[p], hi), out)
