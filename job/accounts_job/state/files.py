@@ -130,7 +130,12 @@ class LedgerWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file = create_file(path)
-        self._writer = pq.ParquetWriter(self._file, LEDGER_SCHEMA, **_LEDGER_OPTIONS)
+        try:
+            self._writer = pq.ParquetWriter(self._file, LEDGER_SCHEMA, **_LEDGER_OPTIONS)
+        except BaseException:
+            self._file.close()
+            path.unlink()
+            raise
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
 

@@ -307,9 +307,11 @@ class StateDir:
             [pa.array(words, pa.uint32()), pa.array(ledger.claimed[words], pa.uint64())],
             schema=CLAIMED_SCHEMA,
         )
+        writing = self.path  # for the message, if writing fails
         try:
             for name, table in ((new.balances, balances), (new.claimed, claimed)):
-                f = create_file(self.path / name)
+                writing = self.path / name
+                f = create_file(writing)
                 try:
                     pq.write_table(table, f, **WRITE_OPTIONS)
                     f.flush()
@@ -317,20 +319,22 @@ class StateDir:
                     f.close()
             crash_point("state-files-written")
             for name in (new.balances, new.claimed, ledger_file.name):
-                with open_file(self.path / name) as f:
+                writing = self.path / name
+                with open_file(writing) as f:
                     os.fsync(f.fileno())  # tonight's ledger was synced when it closed
                     entry = {"bytes": os.fstat(f.fileno()).st_size, "sha256": file_sha256(f)}
                     if name.startswith("ledger-"):
                         entry["footer"] = footer_sha256(f)
                 new.files[name] = entry
             crash_point("state-files-synced")
+            writing = self.path / _manifest_tmp(new)
             self._write_manifest(new)
         except OSError as e:
             # Not renamed: the old manifest is the state. What this commit wrote goes.
             with contextlib.suppress(OSError):
                 self.remove_unlisted(manifest)
             raise StateWriteError(
-                f"cannot write state folder {self.path}: {e.strerror or e}; the state is as it was"
+                f"cannot write {writing}: {e.strerror or e}; the state is as it was"
             ) from None
         crash_point("manifest-renamed")
         with contextlib.suppress(OSError):  # the commit is done: what is left is litter
@@ -340,7 +344,7 @@ class StateDir:
     def _write_manifest(self, new: Manifest) -> None:
         """Replace the manifest with `new` in one rename, after it and the folder are on
         disk (so the rename never names a file the disk does not have)."""
-        tmp = self.path / f".{MANIFEST}.{new.version}.tmp"
+        tmp = self.path / _manifest_tmp(new)
         f = create_file(tmp)
         try:
             f.write(new.to_json(self.key).encode())
@@ -471,6 +475,11 @@ def describe(path: str | Path, key: bytes | None = None) -> dict[str, Any]:
 
 _COUNTS = ("accounts", "locked_accounts", "claimed_tx_ids", "ledger_rows")
 _STATE_FILE = re.compile(r"^(\.manifest\.json\.\d+\.tmp|(balances|claimed|ledger)-\d+\.parquet)$")
+
+
+def _manifest_tmp(manifest: Manifest) -> str:
+    """The name a manifest is written under before its rename."""
+    return f".{MANIFEST}.{manifest.version}.tmp"
 
 
 def _fsync_dir(path: Path) -> None:

@@ -16,11 +16,11 @@ from ..engine.ledger import Ledger
 from ..engine.parser import ParsedBatch
 from ..engine.references import InputDigest
 from ..engine.summary import Summary
-from ..errors import AlreadyApplied, ProbableResend, StateWriteError
+from ..errors import AlreadyApplied, ProbableResend, StateWriteError, UsageError
 from ..kernels.rules import DEPOSITED, WITHDRAWN
 from .files import LedgerWriter
 from .folder import Claimed, StateDir, claimed_count
-from .manifest import AppliedFile, Manifest, now
+from .manifest import KEY_ENV, AppliedFile, Manifest, now
 
 # A probable re-send (docs/rules.md §7): more than half of the tx ids tonight's deposits
 # and withdrawals claim were claimed on earlier nights, and at least this many. A new
@@ -42,6 +42,12 @@ class Night:
         self.allow_resend = allow_resend
         self._lock = lock
         self.manifest: Manifest = folder.manifest()
+        if self.manifest.signed and folder.key is None:
+            # Committing without the key would write an unsigned manifest over it.
+            raise UsageError(
+                f"the state in {folder.path} is signed: a run needs its key "
+                f"({KEY_ENV} or --state-key-file)"
+            )
         # The state is its manifest: anything else of ours in the folder is what a run
         # stopped before its commit left there.
         folder.remove_leftovers(self.manifest)
