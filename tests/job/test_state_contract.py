@@ -27,6 +27,7 @@ from accounts_job.engine.references import InputDigest, first_pass
 from accounts_job.errors import NotAState, ProbableResend, StateError, StateWriteError, UsageError
 from accounts_job.io.blocks import BlockReader
 from accounts_job.io.header import read_header
+from accounts_job.kernels.lines import CONTENT_PARTS, content_lines, is_content
 from accounts_job.state.folder import LOCK, StateDir
 from accounts_job.state.manifest import MANIFEST
 from accounts_job.state.night import RESEND_MIN_IDS
@@ -174,10 +175,14 @@ def leftovers_of_an_interrupted_run(state: Path) -> list[str]:
 
 
 def test_leftovers_are_removed_under_the_lock_by_the_next_run(tmp_path):
+    """At its start, whether it then commits or not (here: a file already applied)."""
     state = new_state(tmp_path / "state")
+    day = write(tmp_path / "day.csv", csv("deposit,1,1,5"))
+    accounts_job.process(day, state=state)
     leftovers_of_an_interrupted_run(state)
     (state / "README").write_text("an operator's note, not ours\n")
-    accounts_job.process(write(tmp_path / "day.csv", csv("deposit,1,1,5")), state=state)
+    with pytest.raises(AlreadyApplied):
+        accounts_job.process(day, state=state)
     manifest = StateDir(state).manifest()
     assert sorted(p.name for p in state.iterdir()) == sorted(
         [LOCK, MANIFEST, "README", *manifest.files]
@@ -360,6 +365,27 @@ def test_the_content_hash_is_that_of_the_content(
     first_pass(path, read_header(path), reader=BlockReader(block_bytes), digest=digest)
     assert digest.sha256 == hashlib.sha256(text).hexdigest()
     assert digest.content_sha256 == hashlib.sha256(reference_content(text)).hexdigest()
+
+
+@given(st.lists(st.sampled_from([b"ab", b",", b" ", b"\t", b"\r", b"\n", b"\n\n"]), max_size=40))
+def test_lines_said_to_be_their_own_content_are(pieces):
+    """The fast path of the content hash: data is_content says is unchanged by the
+    content rules is unchanged by them; and content_lines gives the content."""
+    data = np.frombuffer(b"".join(pieces), dtype=np.uint8).copy()
+    n_words = data.size // 8
+    if is_content(data, data[: n_words * 8].view(np.uint64), n_words):
+        assert reference_content(data.tobytes()) == data.tobytes()
+    out = np.empty(data.size + 1, dtype=np.uint8)
+    starts, sizes = np.zeros(CONTENT_PARTS, np.int64), np.zeros(CONTENT_PARTS, np.int64)
+    content_lines(data, out, starts, sizes)
+    got = b"".join(out[a : a + n].tobytes() for a, n in zip(starts, sizes, strict=True))
+    assert got == reference_content(data.tobytes())
+
+
+def test_clean_lines_are_their_own_content():
+    data = np.frombuffer(b"deposit,1,1,5\nwithdrawal,2,2,1.5\n" * 5, dtype=np.uint8).copy()
+    n_words = data.size // 8
+    assert is_content(data, data[: n_words * 8].view(np.uint64), n_words)
 
 
 # ---------------------------------------------------------------------------- a growing input

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..io.blocks import BlockReader
 from ..io.header import Header
-from ..kernels.lines import CONTENT_PARTS, content_lines
+from ..kernels.lines import CONTENT_PARTS, content_lines, is_content
 from ..kernels.references import PARTS, reference_capacity, referenced_in_block, set_parts
 
 
@@ -48,6 +48,12 @@ class InputDigest:
             self._first = False
             if data[:3].tobytes() == _BOM:
                 data = data[3:]
+        if data.ctypes.data % 8:
+            data = data.copy()  # a line before the data (a block's start is aligned)
+        n_words = data.size // 8
+        if is_content(data, data[: n_words * 8].view(np.uint64), n_words):
+            self.content.update(data)  # the common case: nothing to take out
+            return
         if self._out.size < data.size + 1:
             self._out = np.empty(data.size + 1, dtype=np.uint8)
         content_lines(data, self._out, self._starts, self._sizes)

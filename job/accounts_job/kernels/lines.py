@@ -21,6 +21,13 @@ def lf_marks(word):
     return ~(((x & LOW7) + LOW7) | x) & HIGH
 
 
+@njit(cache=True, inline="always")
+def byte_marks(word, pattern):
+    """The high bit of each byte of `word` equal to the byte `pattern` repeats."""
+    x = word ^ pattern  # those bytes become zero
+    return ~(((x & LOW7) + LOW7) | x) & HIGH
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def newline_positions(words, tail, n_words, out):
     """(positions of every LF in a block, in order; whether the block holds a NUL byte).
@@ -117,6 +124,45 @@ def line_start(ends, i):
 
 
 CONTENT_PARTS = 16
+_CRS = ONES * np.uint64(CR)
+_TABS = ONES * np.uint64(TAB)
+_SPACES = ONES * np.uint64(SPACE)
+_LAST_BYTE = np.uint64(56)
+_BYTE = np.uint64(8)
+
+
+@njit(cache=True, nogil=True)
+def is_content(data, words, n_words):
+    """Whether whole lines `data` are their own content (content_lines would copy them
+    unchanged): no CR, no tab, no blank line, no space before a line end, and a last
+    line that ends with an LF. Most files are: their bytes are then hashed as they are.
+
+    `words` is data[: n_words * 8] as 64-bit words; eight bytes are tested at a time,
+    in one thread (the first pass's own kernel has the cores). It may say no for lines
+    that are content (a tab inside a line): those are then copied, to the same bytes.
+    """
+    n = data.size
+    if n == 0 or data[n - 1] != LF:
+        return False
+    # Whether the byte before ends a line or is a space (an LF after either is a blank
+    # line or a trailing space); before the data, a line has just ended.
+    carry = np.uint64(0x80)
+    found = np.uint64(0)
+    for w in range(n_words):
+        x = words[w]
+        lf = lf_marks(x)
+        ends = lf | byte_marks(x, _SPACES)
+        found |= byte_marks(x, _CRS) | byte_marks(x, _TABS)
+        found |= lf & ((ends << _BYTE) | carry)  # an LF right after an LF or a space
+        carry = ends >> _LAST_BYTE
+    if found:
+        return False
+    for i in range(n_words * 8, n):
+        b = data[i]
+        before = data[i - 1] if i > 0 else LF
+        if b == CR or b == TAB or (b == LF and (before == LF or before == SPACE)):
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
