@@ -162,6 +162,32 @@ def process(
     return result
 
 
+def init_state(folder: str | Path, state_key: bytes | None = None) -> int:
+    """Make `folder` a new, empty nightly state, as `accounts-job state init` does
+    (docs/rules.md §7): the folder is made if need be; a folder that already is a state
+    is left as it is.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The state folder, for ``process(..., state=folder)``.
+    state_key : bytes, optional
+        Sign the state with this key (by default ACCOUNTS_JOB_STATE_KEY, if set).
+
+    Returns
+    -------
+    int
+        The state's version: 0 for a new state.
+
+    Raises
+    ------
+    StateError
+        The folder is not empty and not a state (exit status 73), or is a damaged state.
+    """
+    manifest, _ = StateDir(folder, read_state_key(state_key)).init()
+    return manifest.version
+
+
 def _is_stream(target: object) -> bool:
     return target is not None and not isinstance(target, (str, Path))
 

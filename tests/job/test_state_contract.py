@@ -167,6 +167,33 @@ def test_state_init_does_not_adopt_a_state_that_lost_its_manifest(tmp_path):
     assert snapshot(state) == before
 
 
+def test_an_interrupted_state_init_is_finished_by_running_it_again(tmp_path):
+    state = tmp_path / "state"
+    killed = run_script("state", "init", state, env=crash_env("manifest-written"))
+    assert killed.returncode == -9
+    assert not (state / MANIFEST).exists()
+    assert (
+        run_script(
+            "run", write(tmp_path / "d.csv", csv("deposit,1,1,5")), "--state", state
+        ).returncode
+        == 66
+    )
+    done = run_script("state", "init", state)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in state.iterdir()) == [LOCK, MANIFEST]
+
+
+def test_a_lock_with_another_link_is_refused(tmp_path):
+    state = new_state(tmp_path / "state")
+    (state / LOCK).unlink()
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.link(victim, state / LOCK)
+    with pytest.raises(StateError, match="other links"):
+        accounts_job.process(write(tmp_path / "d.csv", csv("deposit,1,1,5")), state=state)
+    assert victim.read_text() == "precious\n"
+
+
 def leftovers_of_an_interrupted_run(state: Path) -> list[str]:
     names = ["balances-000009.parquet", "ledger-000009.parquet", ".manifest.json.9.tmp"]
     for name in names:

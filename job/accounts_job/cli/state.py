@@ -38,7 +38,7 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of fatal e
     epilog="Exit status: 0 made, or already a state; 65 a state that is damaged, or state "
     "files without a manifest that are not an interrupted first night's; 66 the key file "
     "cannot be read; 73 the folder cannot be made or written, or is not empty and not a "
-    "state."
+    "state; 75 a run holds the state."
 )
 def init(folder: Folder, state_key_file: KeyFile = None, debug: Debug = False) -> None:
     """Make FOLDER a new, empty state (creating it if needed), for run --state.

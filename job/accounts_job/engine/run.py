@@ -75,11 +75,11 @@ def run_file(
     started = time.perf_counter()
     # The hashes exactly once goes by are taken by the first pass (engine/references.py).
     digest = InputDigest() if night is not None else None
+    header = read_header(path)
     info = path.stat()
     # Both passes read the file as it is now, even if it grows meanwhile: the rows the
     # second pass decides are those the first pass scanned and hashed.
     limit = info.st_size if stat.S_ISREG(info.st_mode) else None
-    header = read_header(path)
     summary = Summary.for_input(str(path), info.st_size, header.line_index)
 
     reader = BlockReader(block_bytes)

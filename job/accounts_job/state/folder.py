@@ -88,6 +88,9 @@ class StateDir:
             ) from None
         fd = lock.fileno()
         try:
+            if os.fstat(fd).st_nlink != 1:
+                # A hard link planted in its place: truncating it would truncate its twin.
+                raise StateError(f"{self.path / LOCK} has other links: a state folder holds none")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -419,8 +422,9 @@ class StateDir:
                 f"cannot make {self.path} a state folder: it is not empty and not a state "
                 f"(it holds {shown}); use a new or empty folder"
             )
+        # Version 0: an interrupted `init`; version 1: an interrupted first night.
         versions = {int(re.sub(r"\D", "", n)) for n in names}
-        if versions - {1}:
+        if versions - {0, 1}:
             raise StateError(
                 f"{self.path} holds state files of version {max(versions)} but no "
                 f"{MANIFEST}: its manifest was lost; it is not adopted"
