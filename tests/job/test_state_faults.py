@@ -133,11 +133,14 @@ def run_seconds(days, tmp_path_factory) -> float:
     """How long an uninterrupted `accounts-job run --state` takes here, start-up
     included: the range the random kills are drawn from."""
     folder = tmp_path_factory.mktemp("timing")
-    state = new_state(folder / "state")
-    started = time.perf_counter()
-    done = run_script("run", days["paths"][0], "--state", state, "--out", folder / "a.csv", "-q")
-    assert done.returncode == 0, done.stderr
-    return time.perf_counter() - started
+    seconds = []
+    for n in range(2):  # the first may compile the kernels: the second is the one
+        state = new_state(folder / f"state-{n}")
+        started = time.perf_counter()
+        done = run_script("run", days["paths"][0], "--state", state, "--out", folder / "a.csv")
+        assert done.returncode == 0, done.stderr
+        seconds.append(time.perf_counter() - started)
+    return seconds[-1]
 
 
 def kill_at_random(tmp_path: Path, days: dict, nights_before: int, delay: float) -> str:
@@ -192,7 +195,7 @@ def test_many_nights_killed_at_random_times(tmp_path_factory, days, run_seconds)
     landed: dict[str, int] = {}
     for n in range(40):
         nights_before = 0 if n % 2 == 0 else 2
-        delay = rng.uniform(0, run_seconds * 1.1)
+        delay = rng.uniform(0, run_seconds)
         where = kill_at_random(tmp_path_factory.mktemp(f"kill-{n}"), days, nights_before, delay)
         landed[where] = landed.get(where, 0) + 1
     # Reported with -s: how many kills landed before the commit, after it, or too late.

@@ -111,8 +111,10 @@ class StateDir:
             lock.close()  # releases the lock
 
     def _not_a_state(self) -> NotAState:
-        if not self.path.is_dir():
+        if not self.path.exists():
             what = f"state folder {self.path} does not exist"
+        elif not self.path.is_dir():
+            what = f"{self.path} is not a folder"
         else:
             what = f"{self.path} is not a state folder (it has no {MANIFEST})"
         return NotAState(
@@ -141,12 +143,22 @@ class StateDir:
         except (OSError, UnicodeDecodeError) as e:
             raise StateError(f"cannot read {path}: {e}") from None
         manifest = Manifest.from_json(text, path, self.key)
+        try:
+            self._check_files(manifest)
+        except (TypeError, KeyError, AttributeError) as e:  # a manifest not ours
+            raise StateError(f"{path} is not a readable state manifest: {e}") from None
+        return manifest
+
+    def _check_files(self, manifest: Manifest) -> None:
+        """Every file the manifest names is a state file of this folder, there, of its
+        size (its content is checked when it is read)."""
+        where = self.path / MANIFEST
         names = [*manifest.files, *manifest.ledgers, manifest.balances, manifest.claimed]
         for name in names:
             if name is not None and (not _STATE_FILE.match(name) or name.startswith(".")):
-                raise StateError(f"{path} names {name!r}, not a state file: edited")
+                raise StateError(f"{where} names {name!r}, not a state file: edited")
             if name is not None and name not in manifest.files:
-                raise StateError(f"{path} names {name!r} without its checksum: edited")
+                raise StateError(f"{where} names {name!r} without its checksum: edited")
         for name, meta in manifest.files.items():
             file = self.path / name
             try:
@@ -157,7 +169,6 @@ class StateDir:
                 raise StateError(f"state file {file} is not a regular file (a link?)")
             if info.st_size != meta["bytes"]:
                 raise StateError(f"state file {file} has changed size: damaged or edited")
-        return manifest
 
     def _whole(self, manifest: Manifest, name: str) -> pa.Table:
         """A small state file, checked whole against its SHA-256, as a table."""
