@@ -28,35 +28,44 @@ class InputDigest:
     their ends, each ended by one LF, and no byte-order mark. So a file re-sent with
     CRLF line ends, a BOM, blank lines, trailing blanks or a final LF more or less is
     the same content. The first pass takes both on its way through the file.
+
+    Most files are their own content: while they are, one hash serves for both, and
+    the content is only copied and hashed apart from the bytes from the first line on
+    that is not.
     """
 
     def __init__(self) -> None:
         self.raw = hashlib.sha256()
-        self.content = hashlib.sha256()
+        self.content: hashlib._Hash | None = None  # None: the same as `raw` so far
         self._out = np.empty(0, dtype=np.uint8)
         self._starts = np.zeros(CONTENT_PARTS, dtype=np.int64)
         self._sizes = np.zeros(CONTENT_PARTS, dtype=np.int64)
         self._first = True
 
-    def update(self, data: np.ndarray | bytes) -> None:
-        """Bytes of the file as read, in order, cut anywhere (the reading thread)."""
-        self.raw.update(data)
-
     def lines(self, data: np.ndarray) -> None:
-        """Whole lines of the file, in order (BlockReader.blocks' `content`)."""
+        """Whole lines of the file, every one and in order (BlockReader.blocks'
+        `content`)."""
+        text = data
         if self._first:
             self._first = False
             if data[:3].tobytes() == _BOM:
-                data = data[3:]
-        if data.ctypes.data % 8:
-            data = data.copy()  # a line before the data (a block's start is aligned)
-        n_words = data.size // 8
-        if is_content(data, data[: n_words * 8].view(np.uint64), n_words):
-            self.content.update(data)  # the common case: nothing to take out
+                text = data[3:]
+                self.content = hashlib.sha256()  # the content starts after the mark
+        if text.ctypes.data % 8:
+            text = text.copy()  # a line before the data (a block's start is aligned)
+        n_words = text.size // 8
+        clean = is_content(text, text[: n_words * 8].view(np.uint64), n_words)
+        if not clean and self.content is None:
+            self.content = self.raw.copy()  # the content up to these lines
+        self.raw.update(data)
+        if self.content is None:
+            return  # the common case: the content is the bytes
+        if clean:
+            self.content.update(text)
             return
-        if self._out.size < data.size + 1:
-            self._out = np.empty(data.size + 1, dtype=np.uint8)
-        content_lines(data, self._out, self._starts, self._sizes)
+        if self._out.size < text.size + 1:
+            self._out = np.empty(text.size + 1, dtype=np.uint8)
+        content_lines(text, self._out, self._starts, self._sizes)
         for start, size in zip(self._starts.tolist(), self._sizes.tolist(), strict=True):
             if size:
                 self.content.update(self._out[start : start + size])
@@ -67,7 +76,7 @@ class InputDigest:
 
     @property
     def content_sha256(self) -> str:
-        return self.content.hexdigest()
+        return (self.content or self.raw).hexdigest()
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -82,7 +91,7 @@ def first_pass(
     limit: int | None = None,
 ) -> np.ndarray:
     """Scan the file once; return the bitmap of every tx id that the file's disputes,
-    resolves and chargebacks name. `digest` is fed the whole file on the way. `limit`:
+    resolves and chargebacks name. `digest` is fed every line of the file on the way. `limit`:
     read no byte at or past it (BlockReader.blocks)."""
     referenced = np.zeros(1, dtype=np.uint64)
     # Found ids per part of a block, reused from block to block.
@@ -92,7 +101,6 @@ def first_pass(
         path,
         header.line_index + 1,
         lines=False,
-        digest=digest,
         limit=limit,
         content=digest.lines if digest is not None else None,
     ):
