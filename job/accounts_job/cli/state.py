@@ -87,8 +87,10 @@ def show(
     "cannot be written; 75 another run holds the state."
 )
 def sign(folder: Folder, state_key_file: KeyFile = None, debug: Debug = False) -> None:
-    """Sign the state in FOLDER with the state key, once, to start using a key on a state
-    made without one. Every file is checked whole first."""
+    """Sign the state in FOLDER with the state key.
+
+    Once, to start using a key on a state made without one. Every file is checked whole
+    first, so the signature vouches for an intact state."""
 
     def go() -> None:
         manifest = StateDir(folder, state_key(key_file=state_key_file)).sign()
