@@ -1,10 +1,10 @@
 """Nightly runs that carry state: does a night cost the same on the tenth night as on the first?
 
 Cuts a generated file (accounts-gen's default mix, made once into `benchmarks/data/`)
-into N nights of equal size, then applies them one after another to a fresh state
-folder with `accounts-job run DAY --state STATE --out accounts.parquet --quiet`, each a
-whole process. Prints, per night: seconds, the ratio to the first night, peak resident
-memory, and the state's size on disk afterwards.
+into N nights of equal size, makes a new state folder (`accounts-job state init`), then
+applies the nights to it one after another with `accounts-job run DAY --state STATE
+--out accounts.parquet --quiet`, each a whole process. Prints, per night: seconds, the
+ratio to the first night, peak resident memory, and the state's size on disk afterwards.
 
     python3 -m uv run python benchmarks/nightly.py                      # 10 nights of 10M
     python3 -m uv run python benchmarks/nightly.py --nights 5 --rows 1m
@@ -16,6 +16,7 @@ import argparse
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -69,6 +70,7 @@ def main() -> None:
     job = [str(BIN / "accounts-job"), "run"]
     # One warm-up run without state: page cache and compiled-code cache.
     timed([*job, str(days[0]), "--out", str(out), "--quiet"])
+    subprocess.run([str(BIN / "accounts-job"), "state", "init", str(state)], check=True)
     first = None
     for n, day in enumerate(days, 1):
         seconds, rss = timed([*job, str(day), "--state", str(state), "--out", str(out), "-q"])

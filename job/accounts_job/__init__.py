@@ -19,7 +19,7 @@ from .engine.result import Result
 from .engine.summary import Summary
 from .errors import AlreadyApplied, JobError
 from .io.writers import EventsWriter, RejectsWriter, write_accounts
-from .job import process
+from .job import init_state, process
 
 __all__ = [
     "AlreadyApplied",
@@ -29,6 +29,7 @@ __all__ = [
     "Result",
     "Summary",
     "__version__",
+    "init_state",
     "process",
     "write_accounts",
 ]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 EXIT_USAGE = 2  # wrong option or argument (typer's own status for usage errors)
 EXIT_DATAERR = 65  # no usable header in the input, or a damaged --state folder
-EXIT_NOINPUT = 66  # the input is missing or cannot be read
+EXIT_NOINPUT = 66  # the input is missing or cannot be read; --state is not a state folder
 EXIT_UNAVAILABLE = 69  # the --cluster cannot be reached, or lost every try of a step
 EXIT_SOFTWARE = 70  # a bug: please report it with the --debug traceback
-EXIT_CANTCREAT = 73  # an output cannot be written
+EXIT_CANTCREAT = 73  # an output, or the --state folder, cannot be written
 EXIT_IOERR = 74  # reading the input failed part way
 EXIT_TEMPFAIL = 75  # another run holds the --state folder: try again later
 
@@ -65,6 +65,25 @@ class StateError(JobError):
     """The --state folder is damaged, edited by hand, or not a state folder."""
 
     exit_code = EXIT_DATAERR
+
+
+class NotAState(StateError):
+    """The --state folder is missing, or holds no manifest.json: not a state that
+    `accounts-job state init` made. Nothing was created (docs/rules.md §7)."""
+
+    exit_code = EXIT_NOINPUT
+
+
+class StateWriteError(StateError):
+    """The --state folder cannot be written: read-only, full, or not permitted. The
+    state is as it was."""
+
+    exit_code = EXIT_CANTCREAT
+
+
+class ProbableResend(StateError):
+    """The input's deposits and withdrawals mostly claim tx ids earlier nights claimed:
+    an applied file sent again, edited (docs/rules.md §7). Refused unless allowed."""
 
 
 class StateBusy(JobError):

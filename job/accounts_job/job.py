@@ -41,6 +41,7 @@ from .io.writers import (
     write_bytes,
 )
 from .state.folder import StateDir
+from .state.manifest import state_key as read_state_key
 from .state.night import Night
 
 
@@ -54,6 +55,8 @@ def process(
     summary_to: str | Path | None = None,
     keep_rejects: bool = True,
     state: str | Path | StateDir | None = None,
+    state_key: bytes | None = None,
+    allow_resend: bool = False,
     cluster: str | None = None,
     cluster_connect_timeout: float = CONNECT_TIMEOUT,
     cluster_stall_timeout: float = STALL_TIMEOUT,
@@ -92,7 +95,16 @@ def process(
     state : str, Path or StateDir, optional
         A nightly state folder: start from what earlier runs left there, apply `source`
         once, commit the new state last. An input whose content was already applied
-        raises AlreadyApplied, and nothing is written.
+        raises AlreadyApplied, and nothing is written. The folder must be a state
+        (`accounts-job state init DIR` makes one); otherwise NotAState, and nothing is
+        created.
+    state_key : bytes, optional
+        The state key: the manifest is signed with it and must carry its signature
+        (docs/rules.md §7). By default the environment's ACCOUNTS_JOB_STATE_KEY, if set.
+    allow_resend : bool, default False
+        Apply `source` even if it looks like an applied file sent again (most of its
+        deposits' and withdrawals' tx ids claimed on earlier nights), which is
+        otherwise refused with ProbableResend.
     cluster : str, optional
         ``tcp://HOST:PORT`` of a Dask scheduler, or ``local:N`` for N worker processes
         here: the run is sharded by client over the workers, with the same result
@@ -146,7 +158,11 @@ def process(
         summary_file = outputs.file(summary_to)
         rejects = outputs.table(rejects_to, RejectsWriter)
         events = outputs.table(events_to, EventsWriter)
-        night = outputs.night(state, Path(source)) if state is not None else None
+        night = (
+            outputs.night(state, Path(source), read_state_key(state_key), allow_resend)
+            if state is not None
+            else None
+        )
         keep = keep_rejects and rejects is None
         if cluster is not None:
             # Dask is imported only for a cluster run.
@@ -181,6 +197,32 @@ def process(
             summary_file.write_with(lambda sink: write_bytes(sink, summary))
         outputs.commit(result)
     return result
+
+
+def init_state(folder: str | Path, state_key: bytes | None = None) -> int:
+    """Make `folder` a new, empty nightly state, as `accounts-job state init` does
+    (docs/rules.md §7): the folder is made if need be; a folder that already is a state
+    is left as it is.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The state folder, for ``process(..., state=folder)``.
+    state_key : bytes, optional
+        Sign the state with this key (by default ACCOUNTS_JOB_STATE_KEY, if set).
+
+    Returns
+    -------
+    int
+        The state's version: 0 for a new state.
+
+    Raises
+    ------
+    StateError
+        The folder is not empty and not a state (exit status 73), or is a damaged state.
+    """
+    manifest, _ = StateDir(folder, read_state_key(state_key)).init()
+    return manifest.version
 
 
 def _is_stream(target: object) -> bool:
@@ -233,8 +275,10 @@ class _Outputs:
         self.files.append(writer)
         return writer
 
-    def night(self, folder: str | Path | StateDir, source: Path) -> Night:
-        self.state = Night.open(folder, source)
+    def night(
+        self, folder: str | Path | StateDir, source: Path, key: bytes | None, allow_resend: bool
+    ) -> Night:
+        self.state = Night.open(folder, source, key, allow_resend)
         return self.state
 
     def commit(self, result: Result) -> None:

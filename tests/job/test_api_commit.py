@@ -30,7 +30,7 @@ from accounts_job.io.source import open_input
 from accounts_job.state.folder import StateDir
 from accounts_job.state.manifest import MANIFEST
 from support.example import WORKED_EXAMPLE_CSV
-from support.helpers import crash_env, hostile_days, snapshot
+from support.helpers import crash_env, hostile_days, new_state, snapshot
 
 # Summary fields that differ from run to run.
 VOLATILE = ("seconds", "rows_per_second", "state_bytes")
@@ -184,7 +184,7 @@ def test_existing_outputs_survive_a_fatal_error(
 def test_a_fatal_error_on_a_second_night_leaves_the_state_as_it_was(
     case: Failure, tmp_path: Path, example: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     first = tmp_path / "night-1.csv"
     first.write_text("type,client,tx,amount\ndeposit,1,100,5\ndeposit,3,101,2\n")
     accounts_job.process(first, state=state)
@@ -241,7 +241,7 @@ def test_writers_of_your_own_are_discarded_on_a_fatal_error(
 
 
 def test_an_input_already_applied_writes_nothing(tmp_path: Path, example: Path) -> None:
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     accounts_job.process(example, state=state)
     before = snapshot(state)
     outputs = targets(tmp_path / "out")
@@ -296,7 +296,7 @@ def nights(tmp_path_factory) -> dict:
     uninterrupted second night writes, and its state's files."""
     folder = tmp_path_factory.mktemp("nights")
     first, second = hostile_days(folder, 2)
-    state = folder / "state-after-night-1"
+    state = new_state(folder / "state-after-night-1")
     accounts_job.process(first, state=state)
     clean_state = folder / "clean-state"
     shutil.copytree(state, clean_state)

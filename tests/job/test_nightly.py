@@ -28,7 +28,7 @@ from accounts_job.state.folder import StateDir
 from accounts_job.state.manifest import MANIFEST
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.helpers import HEADER
+from support.helpers import HEADER, new_state
 from support.strategies import CLIENTS, TXS, row
 
 COLUMNS = ["type", "client", "tx", "amount"]
@@ -57,6 +57,8 @@ def nightly(folder: Path, days: list[list[str]], state: Path | None = None):
     A day whose file has the same content as an earlier one's is refused (exactly once),
     so it is not part of the concatenation."""
     state = state or folder / "state"
+    if not state.exists():
+        new_state(state)
     rejects, applied, result = [], [], None
     seen = set()
     for n, day in enumerate(days):
@@ -157,7 +159,7 @@ def files(folder: Path) -> dict[str, bytes]:
 @pytest.fixture
 def one_night(tmp_path: Path) -> tuple[Path, Path]:
     """A state folder with one file applied: (state, that file)."""
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     day = tmp_path / "day.csv"
     day.write_text(HEADER + "\ndeposit,1,1,5\n")
     accounts_job.process(day, state=state)
@@ -175,7 +177,7 @@ def test_a_file_already_applied_changes_nothing(tmp_path, one_night):
 
 
 def test_manifest_lists_every_applied_file(tmp_path):
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     days = []
     for n in range(3):
         day = tmp_path / f"d{n}.csv"
@@ -213,7 +215,7 @@ def test_a_run_that_fails_after_the_rules_ran_changes_nothing(tmp_path, monkeypa
     """The state is committed only after the outputs (docs/rules.md §7): a run whose rules
     all ran, but whose accounts could not then be written, leaves the state as it was and
     no output behind."""
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     day = tmp_path / "day.csv"
     day.write_text(HEADER + "\ndeposit,1,1,5\n")
     out = tmp_path / "out"
@@ -244,7 +246,7 @@ def test_a_run_that_fails_after_the_rules_ran_changes_nothing(tmp_path, monkeypa
 
 
 def two_nights(tmp_path: Path) -> Path:
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     for n, text in enumerate(["deposit,1,1,5\ndeposit,2,2,7\n", "dispute,1,1\n"]):
         day = tmp_path / f"n{n}.csv"
         day.write_text(HEADER + "\n" + text)
@@ -320,7 +322,7 @@ def test_state_files_without_a_manifest_are_refused(tmp_path):
 
 
 def test_a_second_run_on_a_held_state_fails_fast(tmp_path):
-    state = StateDir(tmp_path / "state")
+    state = StateDir(new_state(tmp_path / "state"))
     with state.locked(), pytest.raises(accounts_job.JobError, match="in use by another run"):
         accounts_job.process(tonight(tmp_path, "deposit,3,3,1\n"), state=state.path)
 
@@ -386,7 +388,7 @@ def test_a_night_reads_only_the_ledger_row_groups_it_references(tmp_path, monkey
         return real(self, i, *args, **kwargs)
 
     monkeypatch.setattr(pq.ParquetFile, "read_row_group", counting)
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     for night in "abc":
         (tmp_path / night).mkdir()
     first = [f"deposit,{1 + n % 3},{n},1" for n in range(40)]  # ten row groups of four
@@ -422,7 +424,7 @@ def test_row_groups_are_skipped_only_when_no_wanted_id_is_in_their_range(ids, lo
 def test_a_row_group_reaching_past_tonights_ids_is_still_read(tmp_path):
     # Night 1's ledger holds tx 120 and 1000 in one row group; night 2 disputes tx 120,
     # the highest id it names, so the row group's range reaches past its bitmap.
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     nightly(tmp_path / "a", [["deposit,1,120,2", "deposit,2,1000,3"]], state)

@@ -19,6 +19,7 @@ from support.helpers import (
     console_script,
     crash_env,
     hostile_days,
+    new_state,
     run_script,
     snapshot,
 )
@@ -33,7 +34,7 @@ def invoke(*args: object):
 
 def test_run_with_state_then_the_same_file_again(tmp_path):
     day = hostile_days(tmp_path, 1)[0]
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     first = invoke("run", day, "--state", state, "--out", tmp_path / "a.csv", "--quiet")
     assert first.exit_code == 0, first.stderr
     before = snapshot(state)
@@ -46,7 +47,7 @@ def test_run_with_state_then_the_same_file_again(tmp_path):
 
 
 def test_state_show_lists_applied_files_and_size(tmp_path):
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     for day in hostile_days(tmp_path, 2):
         assert invoke("run", day, "--state", state, "--out", tmp_path / "a.csv").exit_code == 0
     shown = invoke("state", "show", state, "--json")
@@ -64,7 +65,7 @@ def test_state_show_lists_applied_files_and_size(tmp_path):
 
 
 def test_state_show_of_a_damaged_state_exits_65(tmp_path):
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     day = hostile_days(tmp_path, 1)[0]
     assert invoke("run", day, "--state", state, "--out", tmp_path / "a.csv").exit_code == 0
     (state / MANIFEST).write_text("{}")
@@ -74,7 +75,7 @@ def test_state_show_of_a_damaged_state_exits_65(tmp_path):
 
 
 def test_a_damaged_state_fails_with_65_and_writes_nothing(tmp_path):
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     d0, d1 = hostile_days(tmp_path, 2)
     assert invoke("run", d0, "--state", state, "--out", tmp_path / "a.csv").exit_code == 0
     (balances,) = state.glob("balances-*.parquet")
@@ -90,7 +91,7 @@ def test_a_damaged_state_fails_with_65_and_writes_nothing(tmp_path):
 
 
 def test_a_second_run_on_the_same_state_fails_fast_with_75(tmp_path):
-    state = StateDir(tmp_path / "state")
+    state = StateDir(new_state(tmp_path / "state"))
     day = hostile_days(tmp_path, 1)[0]
     with state.locked():
         result = invoke("run", day, "--state", state.path, "--out", tmp_path / "a.csv")
@@ -127,7 +128,7 @@ def run_crashing(*args: object, crash_at: str | None = None) -> subprocess.Compl
 @pytest.mark.parametrize("point", POINTS_BEFORE + POINTS_AFTER)
 def test_a_run_killed_during_its_commit_leaves_a_state_the_next_run_takes(tmp_path, point):
     d0, d1, d2 = hostile_days(tmp_path, 3)
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     out = tmp_path / "accounts.csv"
     assert run_crashing("run", d0, "--state", state, "--out", out, "-q").returncode == 0
     before = snapshot(state)
@@ -160,7 +161,7 @@ def test_a_run_killed_during_its_commit_leaves_a_state_the_next_run_takes(tmp_pa
 
 def test_a_run_killed_mid_file_leaves_the_state_as_it_was(tmp_path):
     d0, d1 = hostile_days(tmp_path, 2, rows=200_000)
-    state = tmp_path / "state"
+    state = new_state(tmp_path / "state")
     first = run_crashing("run", d0, "--state", state, "-q", "--out", tmp_path / "a.csv")
     assert first.returncode == 0
     before = snapshot(state)

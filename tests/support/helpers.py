@@ -16,6 +16,7 @@ import pytest
 from accounts_gen import generate
 from accounts_job.engine.parser import DEFAULT_BATCH_SIZE
 from accounts_job.faults import ENV
+from accounts_job.state.folder import StateDir
 
 HEADER = "type,client,tx,amount"
 
@@ -126,6 +127,12 @@ def hostile_days(folder: Path, n: int = 3, rows: int = 3000) -> list[Path]:
         path.write_text(header + "".join(part))
         paths.append(path)
     return paths
+
+
+def new_state(folder: Path) -> Path:
+    """A new, empty nightly state folder, as `accounts-job state init` makes it."""
+    StateDir(folder).init()
+    return folder
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -14,16 +14,18 @@ import typer
 
 from ..distributed import CONNECT_TIMEOUT, STALL_TIMEOUT
 from ..engine.parser import DEFAULT_BATCH_SIZE
-from ..errors import AlreadyApplied
+from ..errors import AlreadyApplied, UsageError
 from ..job import process
+from ..state.manifest import state_key as read_state_key
 from .app import app, guarded
 from .progress import progress_bar
 
 EXIT_STATUS = (
     "Exit status: 0 when the run completed, rejected rows or not, or INPUT was already "
     "applied to --state; 2 usage error; 65 INPUT has no usable header, or the state is "
-    "damaged; 66 INPUT missing or unreadable; 69 the --cluster is unreachable or failed; "
-    "70 internal error; 73 an output cannot be "
+    "damaged or edited, or INPUT is a probable re-send; 66 INPUT missing or unreadable, "
+    "or --state is not a state folder (see state init); 69 the --cluster is unreachable "
+    "or failed; 70 internal error; 73 an output, or the state, cannot be "
     "written; 74 reading INPUT failed part way; 75 another run holds the state; "
     "129, 130, 143 stopped by SIGHUP, SIGINT, SIGTERM."
 )
@@ -78,11 +80,31 @@ def run(
     state: Annotated[
         Path | None,
         typer.Option(
-            help="Nightly state folder: start from what earlier runs left there, apply INPUT "
-            "once, and commit the new state after the outputs are written.",
+            help="Nightly state folder (made by state init): start from what earlier runs "
+            "left there, apply INPUT once, and commit the new state after the outputs are "
+            "written.",
             file_okay=False,
         ),
     ] = None,
+    state_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="The state key, for a signed --state: the manifest must carry its "
+            "signature, and is signed with it. Default: the ACCOUNTS_JOB_STATE_KEY "
+            "environment variable, if set.",
+            metavar="PATH",
+            dir_okay=False,
+        ),
+    ] = None,
+    allow_resend: Annotated[
+        bool,
+        typer.Option(
+            "--allow-resend",
+            help="Apply INPUT to --state even if most tx ids its deposits and withdrawals "
+            "claim were claimed on earlier nights (refused otherwise as a probable re-send "
+            "of an applied file, status 65).",
+        ),
+    ] = False,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -129,6 +151,9 @@ def run(
     """Compute every client's account from INPUT: CSV on stdout, or --out a file."""
 
     def go() -> None:
+        if state is None and (state_key_file is not None or allow_resend):
+            raise UsageError("--state-key-file and --allow-resend go with --state")
+        key = read_state_key(key_file=state_key_file) if state_key_file is not None else None
         bar = not quiet and sys.stderr.isatty() and cluster is None
         try:
             with progress_bar(Path(input), enabled=bar) as progress:
@@ -141,6 +166,8 @@ def run(
                     summary_to=summary,
                     keep_rejects=False,
                     state=state,
+                    state_key=key,
+                    allow_resend=allow_resend,
                     cluster=cluster,
                     cluster_connect_timeout=cluster_connect_timeout,
                     cluster_stall_timeout=cluster_stall_timeout,

@@ -18,7 +18,7 @@ never imports the state, it only calls the hooks at the right moments.
 
 from __future__ import annotations
 
-import hashlib
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +32,7 @@ from ..io.writers import TableWriter
 from .events import events_table
 from .ledger import Ledger
 from .parser import DEFAULT_BATCH_SIZE, ParsedBatch, Parser
-from .references import first_pass
+from .references import InputDigest, first_pass
 from .rejects import rejects_table
 from .result import Result, finish
 from .summary import Summary
@@ -46,8 +46,9 @@ class Night(Protocol):
     hashed the input, `record` after each decided batch, then `finish` when every batch
     is done, or `abort` if the run fails on the way."""
 
-    def start(self, sha256: str, ledger: Ledger) -> None:
-        """Load the state into `ledger`; raise AlreadyApplied for a known input."""
+    def start(self, digest: InputDigest, ledger: Ledger) -> None:
+        """Load the state into `ledger`; raise AlreadyApplied for a known input (by its
+        hashes, `digest`)."""
 
     def record(self, batch: ParsedBatch) -> None:
         """Keep what later nights may reference of a decided batch."""
@@ -72,10 +73,14 @@ def run_file(
 ) -> Result:
     """The run over the CSV at `path`, in this process (see accounts_job.process)."""
     started = time.perf_counter()
-    # The content hash (exactly once) is taken by the first pass's reading thread.
-    digest = hashlib.sha256() if night is not None else None
+    # The hashes exactly once goes by are taken by the first pass (engine/references.py).
+    digest = InputDigest() if night is not None else None
     header = read_header(path)
-    summary = Summary.for_input(str(path), path.stat().st_size, header.line_index)
+    info = path.stat()
+    # Both passes read the file as it is now, even if it grows meanwhile: the rows the
+    # second pass decides are those the first pass scanned and hashed.
+    limit = info.st_size if stat.S_ISREG(info.st_mode) else None
+    summary = Summary.for_input(str(path), info.st_size, header.line_index)
 
     reader = BlockReader(block_bytes)
     referenced = first_pass(
@@ -84,15 +89,16 @@ def run_file(
         (lambda nbytes: progress("references", nbytes)) if progress else None,
         reader,
         digest,
+        limit,
     )
     ledger = Ledger(referenced)
     if night is not None:
         assert digest is not None
-        night.start(digest.hexdigest(), ledger)
+        night.start(digest, ledger)
     parser = Parser(header, batch_size)
     kept: list[pa.Table] = []
     try:
-        for block in reader.blocks(path, header.line_index + 1):
+        for block in reader.blocks(path, header.line_index + 1, limit=limit):
             for parsed in parser.batches(block):
                 ledger.apply(
                     parsed.kinds, parsed.clients, parsed.txs, parsed.amounts, parsed.status

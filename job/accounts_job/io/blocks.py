@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +88,8 @@ class BlockReader:
         lines: bool = True,
         digest: hashlib._Hash | None = None,
         span: tuple[int, int] | None = None,
+        limit: int | None = None,
+        content: Callable[[np.ndarray], None] | None = None,
     ) -> Iterator[Block]:
         """Yield the lines after the first `skip_lines` of `path`, in blocks of whole
         lines. A block is valid until the next one is read. Raises ReadError if reading
@@ -100,6 +102,14 @@ class BlockReader:
 
         `span` (start, stop) reads only those bytes of the file, which must begin and end
         at line boundaries; line numbers then count from the span's first line.
+
+        `limit` reads no byte at or past it: a file that grows while it is read is read
+        as it was when the run took its size, and both passes read the same bytes. A
+        file that ends before `limit` (it shrank) is a ReadError.
+
+        `content` is called with every line read, whole lines and in file order, in this
+        thread: the skipped lines one by one, then each block's bytes before the block
+        is yielded (the first pass takes the content hash from it, engine/references.py).
         """
         line = skip_lines + 1
         try:
@@ -109,9 +119,17 @@ class BlockReader:
                     skipped = f.readline()
                     if digest is not None:
                         digest.update(skipped)
+                    if content is not None:
+                        content(np.frombuffer(skipped, dtype=np.uint8))
                 if span is not None:
                     f.seek(span[0])
-                stop = span[1] if span is not None else os.fstat(f.fileno()).st_size
+                if span is not None:
+                    stop = span[1]
+                elif limit is not None:
+                    stop = limit
+                else:
+                    stop = os.fstat(f.fileno()).st_size
+                bounded = span is not None or limit is not None
                 buffers = self._buffers_for(stop - f.tell())
                 current = 0
                 filled = 0  # bytes in the current buffer, a carried partial line included
@@ -119,9 +137,10 @@ class BlockReader:
                 offset = f.tell()  # where the next read starts
 
                 def read(into: np.ndarray) -> Future[int]:
-                    # Never past `stop`: a span ends where the next one starts. A file
-                    # read whole reads until the read says the end (it may have grown).
-                    if span is not None:
+                    # Never past `stop`: a span ends where the next one starts, and a
+                    # limit where the file ended when the run began. A file read whole
+                    # without a limit reads until the read says the end.
+                    if bounded:
                         into = into[: max(0, stop - offset)]
                     return pool.submit(_read, f, into, digest)
 
@@ -130,6 +149,11 @@ class BlockReader:
                 while not at_end:
                     got = pending.result()
                     at_end = got == 0
+                    if at_end and limit is not None and span is None and offset < stop:
+                        raise ReadError(
+                            f"reading {path} failed: it was cut short while being read "
+                            f"({offset:,} of {stop:,} bytes)"
+                        )
                     filled += got
                     offset += got
                     buf = buffers[current][:filled]
@@ -158,6 +182,8 @@ class BlockReader:
                     if not at_end:
                         pending = read(buffers[other][rest:cap])
                     data = buf[:consumed]
+                    if content is not None:
+                        content(data)
                     nul_rows = _nul_rows(data, ends) if has_nul else _NO_ROWS
                     words = buffers[current].view(np.uint64)
                     yield Block(line, data, ends, nul_rows, words)

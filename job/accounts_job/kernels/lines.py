@@ -11,13 +11,20 @@ import numpy as np
 from numba import njit, prange
 
 from .bits import popcount, trailing_zeros
-from .bytes import HIGH, LF, LFS, LOW7, ONES
+from .bytes import CR, HIGH, LF, LFS, LOW7, ONES, SPACE, TAB
 
 
 @njit(cache=True, inline="always")
 def lf_marks(word):
     """The high bit of each byte of `word` that is an LF, and no other bit."""
     x = word ^ LFS  # LF bytes become zero
+    return ~(((x & LOW7) + LOW7) | x) & HIGH
+
+
+@njit(cache=True, inline="always")
+def byte_marks(word, pattern):
+    """The high bit of each byte of `word` equal to the byte `pattern` repeats."""
+    x = word ^ pattern  # those bytes become zero
     return ~(((x & LOW7) + LOW7) | x) & HIGH
 
 
@@ -114,3 +121,99 @@ def line_start(ends, i):
     `ends[i]` is the position of line i's LF (or the block's end for an unended last line).
     """
     return ends[i - 1] + 1 if i > 0 else 0
+
+
+CONTENT_PARTS = 16
+_CRS = ONES * np.uint64(CR)
+_TABS = ONES * np.uint64(TAB)
+_SPACES = ONES * np.uint64(SPACE)
+_LAST_BYTE = np.uint64(56)
+_BYTE = np.uint64(8)
+
+
+@njit(cache=True, nogil=True)
+def is_content(data, words, n_words):
+    """Whether whole lines `data` are their own content (content_lines would copy them
+    unchanged): no CR, no tab, no blank line, no space before a line end, and a last
+    line that ends with an LF. Most files are: their bytes are then hashed as they are.
+
+    `words` is data[: n_words * 8] as 64-bit words; eight bytes are tested at a time,
+    in one thread (the first pass's own kernel has the cores). It may say no for lines
+    that are content (a tab inside a line): those are then copied, to the same bytes.
+    """
+    n = data.size
+    if n == 0 or data[n - 1] != LF:
+        return False
+    # Whether the byte before ends a line or is a space (an LF after either is a blank
+    # line or a trailing space); before the data, a line has just ended.
+    carry = np.uint64(0x80)
+    found = np.uint64(0)
+    for w in range(n_words):
+        x = words[w]
+        lf = lf_marks(x)
+        ends = lf | byte_marks(x, _SPACES)
+        found |= byte_marks(x, _CRS) | byte_marks(x, _TABS)
+        found |= lf & ((ends << _BYTE) | carry)  # an LF right after an LF or a space
+        carry = ends >> _LAST_BYTE
+    if found:
+        return False
+    for i in range(n_words * 8, n):
+        b = data[i]
+        before = data[i - 1] if i > 0 else LF
+        if b == CR or b == TAB or (b == LF and (before == LF or before == SPACE)):
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _content_part(data, lo, hi, out):
+    """content_lines for the whole lines data[lo:hi], written to out from `lo` on."""
+    k = lo  # bytes of `out` written, from lo
+    line = lo  # where the current line starts in `out`
+    keep = lo  # where its content ends: after its last byte that is not a blank
+    for i in range(lo, hi):
+        b = data[i]
+        if b == LF:
+            if keep > line:
+                out[keep] = LF
+                k = keep + 1
+            else:  # a blank line: nothing of it stays
+                k = line
+            line = keep = k
+        else:
+            out[k] = b
+            k += 1
+            if b != SPACE and b != TAB and b != CR:
+                keep = k
+    if keep > line:  # a last line without its LF
+        out[keep] = LF
+        k = keep + 1
+    else:
+        k = line
+    return k - lo
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def content_lines(data, out, starts, sizes):
+    """The content of whole lines, as exactly-once compares files (docs/rules.md §7):
+    every line that is not blank, without the CRs, spaces and tabs at its end, and
+    ended by one LF.
+
+    `data` holds whole lines (the last may lack its LF); `out` needs data.size + 1
+    bytes; `starts` and `sizes` CONTENT_PARTS entries each. The lines are cut into
+    parts at line ends and done in parallel: part p's content is
+    out[starts[p] : starts[p] + sizes[p]], and the parts in order are the content.
+    Two files that differ only in line ends (LF or CRLF), blank lines, trailing blanks
+    or a missing final LF give the same content.
+    """
+    n = data.size
+    parts = starts.size
+    for p in range(parts):
+        # Each part starts after the line end at or after its share of the bytes.
+        at = p * n // parts
+        while 0 < at < n and data[at - 1] != LF:
+            at += 1
+        starts[p] = at
+    for p in prange(parts):
+        hi = starts[p + 1] if p + 1 < parts else n
+        sizes[p] = _content_part(data, starts[p], max(starts[p], hi), out)

@@ -7,10 +7,12 @@ are read in part, by row group (state/folder.py); `LedgerWriter` streams tonight
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +20,7 @@ import pyarrow.parquet as pq
 
 from ..codes import MAX_TX
 from ..engine.ledger import Ledger
+from ..errors import StateError
 from ..io.schemas import DECIMAL
 from ..kernels.bitmaps import slot_txs
 from ..kernels.rules import CHARGED_BACK, DEPOSITED, DISPUTED, EMPTY, RESOLVED, WITHDRAWN
@@ -57,24 +60,67 @@ _LEDGER_OPTIONS: dict[str, Any] = {
 }
 
 
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's content (read in large pieces; hashing releases the GIL)."""
+def open_file(path: Path, flags: int = os.O_RDONLY) -> BinaryIO:
+    """A state file, opened without following a symbolic link: the state's files are its
+    own, so a link planted where one should be (to truncate, or to feed a file from
+    elsewhere) is refused, not followed. With O_CREAT the file must be new (O_EXCL), so
+    a planted hard link is not written through either. StateError for a link or for
+    what is not a regular file; OSError for the rest."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StateError(
+                f"state file {path} is a symbolic link: a state folder holds none"
+            ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StateError(f"state file {path} is not a regular file")
+    return os.fdopen(fd, "wb" if flags & (os.O_WRONLY | os.O_RDWR) else "rb", buffering=0)
+
+
+def create_file(path: Path) -> BinaryIO:
+    """A new state file (see open_file); a leftover of that name is removed first."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return open_file(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+
+
+def sync_and_close(f: BinaryIO) -> None:
+    """Flush a state file to disk and close it."""
+    try:
+        f.flush()
+        os.fsync(f.fileno())
+    finally:
+        f.close()
+
+
+def file_sha256(f: BinaryIO) -> str:
+    """The SHA-256 of an open file's content (read in large pieces from its start;
+    hashing releases the GIL)."""
     h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(8 << 20)
-        view = memoryview(buf)
-        while got := f.readinto(buf):
-            h.update(view[:got])
+    buf = bytearray(8 << 20)
+    view = memoryview(buf)
+    f.seek(0)
+    while got := f.readinto(buf):
+        h.update(view[:got])
     return h.hexdigest()
 
 
-def footer_sha256(path: Path) -> str:
-    """The SHA-256 of a Parquet file's footer: its metadata, length and magic."""
-    with open(path, "rb") as f:
-        f.seek(-8, os.SEEK_END)
-        size = int.from_bytes(f.read(4), "little")
-        f.seek(-(size + 8), os.SEEK_END)
-        return hashlib.sha256(f.read()).hexdigest()
+def footer_sha256(f: BinaryIO) -> str:
+    """The SHA-256 of an open Parquet file's footer: its metadata, length and magic.
+    ValueError if the file's end is not a Parquet footer (its length field damaged)."""
+    size = os.fstat(f.fileno()).st_size
+    if size < 12:
+        raise ValueError("too short for a Parquet file")
+    f.seek(size - 8)
+    tail = f.read(8)
+    length = int.from_bytes(tail[:4], "little")
+    if tail[4:] != b"PAR1" or length > size - 12:
+        raise ValueError("its footer is not a Parquet footer")
+    f.seek(size - 8 - length)
+    return hashlib.sha256(f.read(length + 8)).hexdigest()
 
 
 class LedgerWriter:
@@ -83,7 +129,13 @@ class LedgerWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writer = pq.ParquetWriter(path, LEDGER_SCHEMA, **_LEDGER_OPTIONS)
+        self._file = create_file(path)
+        try:
+            self._writer = pq.ParquetWriter(self._file, LEDGER_SCHEMA, **_LEDGER_OPTIONS)
+        except BaseException:
+            self._file.close()
+            path.unlink()
+            raise
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
 
@@ -123,10 +175,13 @@ class LedgerWriter:
                 row_group_size=LEDGER_ROW_GROUP,
             )
         self._writer.close()
+        sync_and_close(self._file)
 
     def discard(self) -> None:
         with contextlib.suppress(Exception):
             self._writer.close()
+        with contextlib.suppress(OSError):
+            self._file.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 

@@ -10,8 +10,9 @@ import fcntl
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..engine.ledger import Ledger
-from ..errors import StateBusy, StateError
+from ..errors import NotAState, StateBusy, StateError, StateWriteError, UsageError
 from ..faults import crash_point
 from ..io.schemas import decimal_to_units
 from ..kernels.bitmaps import rank_index
@@ -29,9 +30,12 @@ from .files import (
     BALANCES_SCHEMA,
     CLAIMED_SCHEMA,
     WRITE_OPTIONS,
+    create_file,
     file_sha256,
     footer_sha256,
+    open_file,
     state_codes,
+    sync_and_close,
     tx_range,
 )
 from .manifest import MANIFEST, AppliedFile, Manifest
@@ -39,23 +43,54 @@ from .manifest import MANIFEST, AppliedFile, Manifest
 LOCK = "lock"
 
 
-class StateDir:
-    """A state folder: locked while a run uses it, read, and replaced by `commit`."""
+@dataclass
+class Claimed:
+    """The tx ids the state had claimed before tonight, as its claimed file holds them:
+    the non-zero 64-bit words of the bitmap, by increasing index."""
 
-    def __init__(self, path: str | Path) -> None:
+    words: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint32))
+    bits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+
+
+def claimed_count(ledger: Ledger) -> int:
+    """How many tx ids `ledger` holds claimed."""
+    return int(np.bitwise_count(ledger.claimed).sum())
+
+
+class StateDir:
+    """A state folder: locked while a run uses it, read, and replaced by `commit`.
+
+    `key`: the state key (docs/rules.md §7), if one is set: the manifest must then carry
+    its signature, and every manifest written is signed with it.
+    """
+
+    def __init__(self, path: str | Path, key: bytes | None = None) -> None:
         self.path = Path(path)
+        self.key = key
 
     # -- locking ------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the folder for this run; fail at once if another run holds it."""
+    def locked(self, create: bool = False) -> Iterator[None]:
+        """Hold the folder for this run; fail at once if another run holds it.
+
+        A folder that is not a state (missing, or without a manifest) is NotAState and
+        nothing is created in it, unless `create` (for `init`)."""
+        if not create:
+            self._require_manifest()
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            lock = open_file(self.path / LOCK, os.O_RDWR | os.O_CREAT)
+        except FileNotFoundError:
+            raise self._not_a_state() from None
         except OSError as e:
-            raise StateError(f"cannot use state folder {self.path}: {e.strerror or e}") from None
+            raise StateWriteError(
+                f"cannot use state folder {self.path}: {e.strerror or e}"
+            ) from None
+        fd = lock.fileno()
         try:
+            if os.fstat(fd).st_nlink != 1:
+                # A hard link planted in its place: truncating it would truncate its twin.
+                raise StateError(f"{self.path / LOCK} has other links: a state folder holds none")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -64,40 +99,85 @@ class StateDir:
                     f"state folder {self.path} is in use by another run (pid {holder}); "
                     "try again when it has finished"
                 ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError as e:
+                raise StateWriteError(
+                    f"cannot write state folder {self.path}: {e.strerror or e}"
+                ) from None
             yield
         finally:
-            os.close(fd)  # releases the lock
+            lock.close()  # releases the lock
+
+    def _not_a_state(self) -> NotAState:
+        if not self.path.exists():
+            what = f"state folder {self.path} does not exist"
+        elif not self.path.is_dir():
+            what = f"{self.path} is not a folder"
+        else:
+            what = f"{self.path} is not a state folder (it has no {MANIFEST})"
+        return NotAState(
+            f"{what}; to start a new state there, run: accounts-job state init {self.path}"
+        )
+
+    def _require_manifest(self) -> None:
+        try:
+            os.lstat(self.path / MANIFEST)
+        except (FileNotFoundError, NotADirectoryError):
+            raise self._not_a_state() from None
+        except OSError as e:
+            raise StateError(f"cannot use state folder {self.path}: {e.strerror or e}") from None
 
     # -- reading ------------------------------------------------------------------------
 
     def manifest(self) -> Manifest:
-        """The current manifest; an empty one for a folder no run has committed to."""
+        """The committed manifest, checked (and its files' sizes). NotAState if there is
+        none: a folder `init` did not make."""
         path = self.path / MANIFEST
         try:
-            text = path.read_text()
-        except FileNotFoundError:
-            if self.path.is_dir() and any(p.suffix == ".parquet" for p in self.path.iterdir()):
-                raise StateError(f"{self.path} has state files but no {MANIFEST}") from None
-            return Manifest()
+            with open_file(path) as f:
+                text = f.read().decode()
+        except (FileNotFoundError, NotADirectoryError):
+            raise self._not_a_state() from None
         except (OSError, UnicodeDecodeError) as e:
             raise StateError(f"cannot read {path}: {e}") from None
-        manifest = Manifest.from_json(text, path)
+        manifest = Manifest.from_json(text, path, self.key)
+        try:
+            self._check_files(manifest)
+        except (TypeError, KeyError, AttributeError) as e:  # a manifest not ours
+            raise StateError(f"{path} is not a readable state manifest: {e}") from None
+        return manifest
+
+    def _check_files(self, manifest: Manifest) -> None:
+        """Every file the manifest names is a state file of this folder, there, of its
+        size (its content is checked when it is read)."""
+        where = self.path / MANIFEST
+        names = [*manifest.files, *manifest.ledgers, manifest.balances, manifest.claimed]
+        for name in names:
+            if name is not None and (not _STATE_FILE.match(name) or name.startswith(".")):
+                raise StateError(f"{where} names {name!r}, not a state file: edited")
+            if name is not None and name not in manifest.files:
+                raise StateError(f"{where} names {name!r} without its checksum: edited")
         for name, meta in manifest.files.items():
             file = self.path / name
             try:
-                size = file.stat().st_size
+                info = os.lstat(file)
             except OSError:
                 raise StateError(f"state file {file} is missing") from None
-            if size != meta["bytes"]:
+            if not stat.S_ISREG(info.st_mode):
+                raise StateError(f"state file {file} is not a regular file (a link?)")
+            if info.st_size != meta["bytes"]:
                 raise StateError(f"state file {file} has changed size: damaged or edited")
-        return manifest
 
     def _whole(self, manifest: Manifest, name: str) -> pa.Table:
         """A small state file, checked whole against its SHA-256, as a table."""
         path = self.path / name
-        data = path.read_bytes()
+        try:
+            with open_file(path) as f:
+                data = f.read()
+        except OSError as e:
+            raise StateError(f"cannot read state file {path}: {e.strerror or e}") from None
         if hashlib.sha256(data).hexdigest() != manifest.files[name]["sha256"]:
             raise StateError(f"state file {path} does not match its checksum: damaged or edited")
         try:
@@ -105,24 +185,39 @@ class StateDir:
         except (pa.ArrowException, OSError) as e:
             raise StateError(f"state file {path} is damaged: {e}") from None
 
-    def _ledger(self, manifest: Manifest, name: str) -> pq.ParquetFile:
+    @contextlib.contextmanager
+    def _ledger(self, manifest: Manifest, name: str) -> Iterator[pq.ParquetFile]:
+        """A ledger, its footer checked against the manifest; every page read from it is
+        checked against its CRC."""
         path = self.path / name
-        if footer_sha256(path) != manifest.files[name]["footer"]:
-            raise StateError(f"state file {path} does not match its checksum: damaged or edited")
         try:
-            return pq.ParquetFile(path, page_checksum_verification=True)
-        except (pa.ArrowException, OSError) as e:
-            raise StateError(f"state file {path} is damaged: {e}") from None
+            f = open_file(path)
+        except OSError as e:
+            raise StateError(f"cannot read state file {path}: {e.strerror or e}") from None
+        with f:
+            try:
+                footer = footer_sha256(f)
+            except (ValueError, OSError) as e:
+                raise StateError(f"state file {path} is damaged: {e}") from None
+            if footer != manifest.files[name]["footer"]:
+                raise StateError(
+                    f"state file {path} does not match its checksum: damaged or edited"
+                )
+            try:
+                ledger = pq.ParquetFile(f, page_checksum_verification=True)
+            except (pa.ArrowException, OSError) as e:
+                raise StateError(f"state file {path} is damaged: {e}") from None
+            yield ledger
 
-    def load(self, manifest: Manifest, ledger: Ledger) -> None:
+    def load(self, manifest: Manifest, ledger: Ledger) -> Claimed:
         """Set `ledger` to the state: balances, claimed ids, and the slots of the tx ids
-        this night references that an earlier night claimed."""
+        this night references that an earlier night claimed. Returns the claimed ids."""
         try:
-            self._load(manifest, ledger)
+            return self._load(manifest, ledger)
         except (ValueError, KeyError, IndexError) as e:  # columns or values not ours
             raise StateError(f"state folder {self.path} holds a file it did not write: {e}") from e
 
-    def _load(self, manifest: Manifest, ledger: Ledger) -> None:
+    def _load(self, manifest: Manifest, ledger: Ledger) -> Claimed:
         if manifest.balances is not None:
             t = self._whole(manifest, manifest.balances)
             clients = t.column("client").to_numpy()
@@ -132,6 +227,7 @@ class StateDir:
                 decimal_to_units(t.column("held")),
                 t.column("locked").to_numpy(zero_copy_only=False),
             )
+        earlier = Claimed()
         if manifest.claimed is not None:
             t = self._whole(manifest, manifest.claimed)
             words = t.column("word").to_numpy()
@@ -139,29 +235,46 @@ class StateDir:
             claimed = np.zeros(int(words.max()) + 1 if words.size else 1, dtype=np.uint64)
             claimed[words] = bits
             ledger.claimed = claimed
+            earlier = Claimed(words, bits)
         # Only ids both referenced tonight and claimed before can be in the ledgers.
         n = min(ledger.referenced.size, ledger.claimed.size)
         wanted = ledger.referenced[:n] & ledger.claimed[:n]
         if not wanted.any():
-            return
+            return earlier
         wanted_rank, _ = rank_index(wanted)
         for name in manifest.ledgers:
-            f = self._ledger(manifest, name)
-            meta = f.metadata
-            for g in range(meta.num_row_groups):
-                lo, hi = tx_range(meta.row_group(g))
-                if not _any_in_range(wanted, wanted_rank, lo, hi):
-                    continue
-                try:
-                    t = f.read_row_group(g)
-                except (pa.ArrowException, OSError) as e:
-                    raise StateError(f"state file {self.path / name} is damaged: {e}") from None
-                restore_slots(
-                    t.column("tx").to_numpy(),
-                    t.column("client").to_numpy(),
-                    t.column("amount_units").to_numpy(),
-                    state_codes(t.column("state")),
-                    ledger.references(),
+            with self._ledger(manifest, name) as f:
+                meta = f.metadata
+                for g in range(meta.num_row_groups):
+                    lo, hi = tx_range(meta.row_group(g))
+                    if not _any_in_range(wanted, wanted_rank, lo, hi):
+                        continue
+                    try:
+                        t = f.read_row_group(g)
+                    except (pa.ArrowException, OSError) as e:
+                        raise StateError(f"state file {self.path / name} is damaged: {e}") from None
+                    restore_slots(
+                        t.column("tx").to_numpy(),
+                        t.column("client").to_numpy(),
+                        t.column("amount_units").to_numpy(),
+                        state_codes(t.column("state")),
+                        ledger.references(),
+                    )
+        return earlier
+
+    def verify(self, manifest: Manifest) -> None:
+        """Check every file of the state whole against the SHA-256 its manifest records
+        (a night checks the ledgers by footer and by page; this reads them all)."""
+        for name, meta in manifest.files.items():
+            path = self.path / name
+            try:
+                with open_file(path) as f:
+                    sha256 = file_sha256(f)
+            except OSError as e:
+                raise StateError(f"cannot read state file {path}: {e.strerror or e}") from None
+            if sha256 != meta["sha256"]:
+                raise StateError(
+                    f"state file {path} does not match its checksum: damaged or edited"
                 )
 
     # -- writing ------------------------------------------------------------------------
@@ -176,14 +289,22 @@ class StateDir:
         ledger_file: Path,
         applied: AppliedFile,
     ) -> Manifest:
-        """Write the new state beside the old and switch to it with one rename."""
+        """Write the new state beside the old and switch to it with one rename.
+
+        A failure before the rename (a full or read-only disk: StateWriteError) leaves
+        the state as it was and removes what the commit wrote; after the rename the new
+        state is the state, whatever else fails."""
         version = manifest.version + 1
-        ledger_rows = pq.ParquetFile(ledger_file).metadata.num_rows
+        try:
+            with open_file(ledger_file) as f:
+                ledger_rows = pq.ParquetFile(f).metadata.num_rows
+        except (pa.ArrowException, OSError) as e:
+            raise StateError(f"tonight's ledger {ledger_file} cannot be read: {e}") from None
         new = Manifest(
             counts={
                 "accounts": int(np.count_nonzero(ledger.flags)),
                 "locked_accounts": ledger.locked_accounts(),
-                "claimed_tx_ids": int(np.bitwise_count(ledger.claimed).sum()),
+                "claimed_tx_ids": claimed_count(ledger),
                 "ledger_rows": manifest.counts.get("ledger_rows", 0) + ledger_rows,
             },
             version=version,
@@ -200,26 +321,55 @@ class StateDir:
             [pa.array(words, pa.uint32()), pa.array(ledger.claimed[words], pa.uint64())],
             schema=CLAIMED_SCHEMA,
         )
-        for name, table in ((new.balances, balances), (new.claimed, claimed)):
-            pq.write_table(table, self.path / name, **WRITE_OPTIONS)
-        crash_point("state-files-written")
-        for name in (new.balances, new.claimed, ledger_file.name):
-            path = self.path / name
-            _fsync(path)
-            entry = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
-            if name.startswith("ledger-"):
-                entry["footer"] = footer_sha256(path)
-            new.files[name] = entry
-        crash_point("state-files-synced")
-        tmp = self.path / f".{MANIFEST}.{version}.tmp"
-        tmp.write_text(new.to_json())
-        _fsync(tmp)
+        writing = self.path  # for the message, if writing fails
+        try:
+            for name, table in ((new.balances, balances), (new.claimed, claimed)):
+                writing = self.path / name
+                f = create_file(writing)
+                try:
+                    pq.write_table(table, f, **WRITE_OPTIONS)
+                    f.flush()
+                finally:
+                    f.close()
+            crash_point("state-files-written")
+            for name in (new.balances, new.claimed, ledger_file.name):
+                writing = self.path / name
+                with open_file(writing) as f:
+                    os.fsync(f.fileno())  # tonight's ledger was synced when it closed
+                    entry = {"bytes": os.fstat(f.fileno()).st_size, "sha256": file_sha256(f)}
+                    if name.startswith("ledger-"):
+                        entry["footer"] = footer_sha256(f)
+                new.files[name] = entry
+            crash_point("state-files-synced")
+            writing = self.path / _manifest_tmp(new)
+            self._write_manifest(new)
+        except OSError as e:
+            # Not renamed: the old manifest is the state. What this commit wrote goes.
+            with contextlib.suppress(OSError):
+                self.remove_unlisted(manifest)
+            raise StateWriteError(
+                f"cannot write {writing}: {e.strerror or e}; the state is as it was"
+            ) from None
+        crash_point("manifest-renamed")
+        with contextlib.suppress(OSError):  # the commit is done: what is left is litter
+            self.remove_unlisted(new)
+        return new
+
+    def _write_manifest(self, new: Manifest) -> None:
+        """Replace the manifest with `new` in one rename, after it and the folder are on
+        disk (so the rename never names a file the disk does not have)."""
+        tmp = self.path / _manifest_tmp(new)
+        f = create_file(tmp)
+        try:
+            f.write(new.to_json(self.key).encode())
+        except BaseException:
+            f.close()
+            raise
+        sync_and_close(f)
+        _fsync_dir(self.path)
         crash_point("manifest-written")
         os.replace(tmp, self.path / MANIFEST)
         _fsync_dir(self.path)
-        crash_point("manifest-renamed")
-        self.remove_unlisted(new)
-        return new
 
     def remove_unlisted(self, manifest: Manifest) -> None:
         """Remove files a committed manifest does not name: earlier versions, and what a
@@ -230,15 +380,107 @@ class StateDir:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
 
+    # -- making a state -----------------------------------------------------------------
 
-def describe(path: str | Path) -> dict[str, Any]:
+    def init(self) -> tuple[Manifest, bool]:
+        """Make this folder a state (`accounts-job state init`): (its manifest, whether
+        it was made now).
+
+        Creates the folder if needed and commits an empty manifest, version 0. A folder
+        that already is a state is left as it is (its leftovers removed). A folder with
+        no manifest but the leftovers of an interrupted first night (what versions
+        before `init` left when killed on their first night: state files of version 1
+        only) is adopted: the leftovers go. Any other folder that is not empty is
+        refused (StateWriteError), and so is a folder with state files of later
+        versions but no manifest (StateError: a state whose manifest was lost)."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StateWriteError(f"cannot make state folder {self.path}: it is a file") from None
+        except OSError as e:
+            raise StateWriteError(
+                f"cannot make state folder {self.path}: {e.strerror or e}"
+            ) from None
+        self._check_adoptable()  # before the lock file is made in a folder not ours
+        with self.locked(create=True):
+            try:
+                os.lstat(self.path / MANIFEST)
+            except FileNotFoundError:
+                pass
+            else:
+                manifest = self.manifest()
+                self.remove_leftovers(manifest)
+                return manifest, False
+            self._check_adoptable()
+            manifest = Manifest()
+            self.remove_leftovers(manifest)
+            try:
+                self._write_manifest(manifest)
+            except OSError as e:
+                raise StateWriteError(
+                    f"cannot write state folder {self.path}: {e.strerror or e}"
+                ) from None
+            return manifest, True
+
+    def _check_adoptable(self) -> None:
+        if (self.path / MANIFEST).exists() or (self.path / MANIFEST).is_symlink():
+            return
+        names = sorted(p.name for p in self.path.iterdir() if p.name != LOCK)
+        others = [n for n in names if not _STATE_FILE.match(n)]
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise StateWriteError(
+                f"cannot make {self.path} a state folder: it is not empty and not a state "
+                f"(it holds {shown}); use a new or empty folder"
+            )
+        # Version 0: an interrupted `init`; version 1: an interrupted first night.
+        versions = {int(re.sub(r"\D", "", n)) for n in names}
+        if versions - {0, 1}:
+            raise StateError(
+                f"{self.path} holds state files of version {max(versions)} but no "
+                f"{MANIFEST}: its manifest was lost; it is not adopted"
+            )
+
+    def remove_leftovers(self, manifest: Manifest) -> None:
+        """Remove what an interrupted run left: the files `manifest`, the committed one,
+        does not name (only under the lock). StateWriteError if the folder cannot be
+        written."""
+        try:
+            self.remove_unlisted(manifest)
+        except OSError as e:
+            raise StateWriteError(
+                f"cannot write state folder {self.path}: {e.strerror or e}"
+            ) from None
+
+    def sign(self) -> Manifest:
+        """Sign the state with this folder's key (`accounts-job state sign`): every file
+        is checked whole first, so the signature vouches only for an intact state."""
+        if self.key is None:
+            raise UsageError("signing a state needs a state key")
+        with self.locked():
+            unkeyed = StateDir(self.path)
+            manifest = unkeyed.manifest()
+            if manifest.signed:
+                manifest = self.manifest()  # signed already: with this key, or refused
+            self.verify(manifest)
+            try:
+                self._write_manifest(manifest)
+            except OSError as e:
+                raise StateWriteError(
+                    f"cannot write state folder {self.path}: {e.strerror or e}"
+                ) from None
+            return self.manifest()
+
+
+def describe(path: str | Path, key: bytes | None = None) -> dict[str, Any]:
     """What `accounts-job state show` prints: the state's version, size and counts, and
-    every file applied to it."""
-    folder = StateDir(path)
+    every file applied to it. NotAState for a folder that is not a state."""
+    folder = StateDir(path, key)
     manifest = folder.manifest()
     return {
         "state": str(folder.path),
         "version": manifest.version,
+        "signed": manifest.signed,
         "files": len(manifest.files),
         "bytes": sum(meta["bytes"] for meta in manifest.files.values()),
         **{k: manifest.counts.get(k, 0) for k in _COUNTS},
@@ -250,17 +492,18 @@ _COUNTS = ("accounts", "locked_accounts", "claimed_tx_ids", "ledger_rows")
 _STATE_FILE = re.compile(r"^(\.manifest\.json\.\d+\.tmp|(balances|claimed|ledger)-\d+\.parquet)$")
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _manifest_tmp(manifest: Manifest) -> str:
+    """The name a manifest is written under before its rename."""
+    return f".{MANIFEST}.{manifest.version}.tmp"
 
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # not every file system syncs folders
-        _fsync(path)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _any_in_range(bits: np.ndarray, rank: np.ndarray, lo: int, hi: int) -> bool:
