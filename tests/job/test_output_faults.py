@@ -433,6 +433,7 @@ def test_outputs_and_their_folders_are_synced_before_the_state_commits(
         calls.append("state")
         return real_commit(self, *args, **kwargs)
 
+    accounts_job.init_state(tmp_path / "state")
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(accounts_job.state.night.Night, "commit", commit)
     a, b, links, d = (tmp_path / name for name in ("a", "b", "links", "d"))
