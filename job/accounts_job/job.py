@@ -20,6 +20,7 @@ from .engine.result import Result
 from .engine.run import Progress, run_file
 from .errors import UsageError
 from .faults import crash_point
+from .io.header import check_input
 from .io.source import is_url
 from .io.writers import (
     AtomicFile,
@@ -108,6 +109,7 @@ def process(
         raise UsageError("a --cluster run takes neither --state nor --events")
     if cluster is None and is_url(source):
         raise UsageError(f"{source}: a URL input needs --cluster; a plain run reads local files")
+    check_input(source)  # a missing input or a pipe fails before any output is opened
     fmt = _accounts_format(accounts_to, accounts_format)
     for extra in (rejects_to, events_to):
         if isinstance(extra, (str, Path)):
