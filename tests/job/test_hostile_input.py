@@ -314,6 +314,20 @@ def test_rejects_keep_the_exact_bytes_in_parquet_in_the_api_and_read_back(tmp_pa
     assert sharded.rejects.equals(result.rejects)
 
 
+def test_read_rejects_takes_an_older_parquet_whose_raw_is_text(tmp_path):
+    table = pa.table(
+        {
+            "line": pa.array([2], pa.uint64()),
+            "reason": ["unknown_type"],
+            "raw": ["caf\u00e9,1,1,1"],
+        }
+    )
+    pq.write_table(table, tmp_path / "old.parquet")
+    assert read_rejects(tmp_path / "old.parquet").get_column("raw").to_list() == [
+        "caf\u00e9,1,1,1".encode()
+    ]
+
+
 def test_unescape_refuses_what_escaping_never_writes():
     for text in ("\\", "a\\b", "\\x4", "\\xZZ"):
         with pytest.raises(ValueError, match="not an escaped raw line"):
