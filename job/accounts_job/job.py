@@ -109,11 +109,11 @@ def process(
         raise UsageError("a --cluster run takes neither --state nor --events")
     if cluster is None and is_url(source):
         raise UsageError(f"{source}: a URL input needs --cluster; a plain run reads local files")
-    check_input(source)  # a missing input or a pipe fails before any output is opened
     fmt = _accounts_format(accounts_to, accounts_format)
     for extra in (rejects_to, events_to):
         if isinstance(extra, (str, Path)):
             format_for(extra)  # an unknown suffix fails before anything is opened
+    check_input(source)  # so do a missing input and a pipe (docs/rules.md §6)
 
     with _Outputs() as outputs:
         accounts_file = outputs.file(accounts_to)

@@ -156,8 +156,10 @@ def check_input(path: str | Path) -> None:
         raise InputError(f"cannot read input {path}: {e.strerror or e}") from None
     if stat.S_ISDIR(mode):
         raise InputError(f"input is a directory, not a file: {path}")
-    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+    if stat.S_ISFIFO(mode):
         raise InputError(f"input {path} is a pipe: pipes are not supported yet{_PIPE_HINT}")
+    if stat.S_ISSOCK(mode):
+        raise InputError(f"input {path} is a socket: streams are not supported yet{_PIPE_HINT}")
     if not stat.S_ISREG(mode):
         raise InputError(f"input {path} is not a regular file (a device?): give a file")
 
