@@ -22,6 +22,7 @@ from .engine.result import Result
 from .engine.run import Progress, run_file
 from .errors import UsageError
 from .faults import crash_point
+from .io.header import check_input
 from .io.source import is_url
 from .io.writers import (
     STDOUT,
@@ -149,6 +150,7 @@ def process(
     for extra in (rejects_to, events_to):
         if isinstance(extra, (str, Path)):
             output_format(extra)  # an unknown suffix fails before anything is opened
+    check_input(source)  # so do a missing input and a pipe (docs/rules.md §6)
     # Two outputs on one file, or one on the input, lose data: refused before any opens.
     named = {"accounts": accounts_to, "summary": summary_to}
     check_distinct(source, {**named, "rejects": rejects_to, "events": events_to})

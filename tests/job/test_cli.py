@@ -102,7 +102,8 @@ def rejects_from_parquet(path: Path) -> list[tuple[int, str, str]]:
     table = pq.read_table(path)
     assert table.column_names == ["line", "reason", "raw"]
     assert pa.types.is_integer(table.schema.field("line").type)
-    return [(r["line"], str(r["reason"]), r["raw"]) for r in table.to_pylist()]
+    assert pa.types.is_binary(table.schema.field("raw").type)  # the exact bytes
+    return [(r["line"], str(r["reason"]), r["raw"].decode()) for r in table.to_pylist()]
 
 
 def accounts_from_parquet(path: Path) -> list[tuple]:

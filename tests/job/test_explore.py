@@ -40,7 +40,9 @@ def accounts_frame(*rows: tuple[int, str, str, bool]) -> pl.DataFrame:
 
 
 def rejects_frame(*rows: tuple[int, str, str]) -> pl.DataFrame:
-    return pl.DataFrame(list(rows), schema=REJECTS_FRAME, orient="row")
+    """Rejects as the job gives them: `raw` is the line's bytes (docs/rules.md §5.2)."""
+    rows_as_read = [(line, reason, raw.encode()) for line, reason, raw in rows]
+    return pl.DataFrame(rows_as_read, schema=REJECTS_FRAME, orient="row")
 
 
 # Six accounts: two with open disputes, two with negative available, two locked.
@@ -260,12 +262,12 @@ def test_reject_samples_first_rows_of_each_reason_most_frequent_reason_first() -
     # insufficient_funds (4) first; invalid_amount and unknown_tx (2 each) in the code order
     # of docs/rules.md §8.
     assert rows(explore.reject_samples(REJECTS, 2)) == [
-        ("insufficient_funds", 4, "withdrawal,1,3,9"),
-        ("insufficient_funds", 9, "withdrawal,2,5,8"),
-        ("invalid_amount", 2, "deposit,1,1,1.00001"),
-        ("invalid_amount", 15, "deposit,2,7,-1"),
-        ("unknown_tx", 12, "resolve,2,98,"),
-        ("unknown_tx", 30, "dispute,1,99,"),
+        ("insufficient_funds", 4, b"withdrawal,1,3,9"),
+        ("insufficient_funds", 9, b"withdrawal,2,5,8"),
+        ("invalid_amount", 2, b"deposit,1,1,1.00001"),
+        ("invalid_amount", 15, b"deposit,2,7,-1"),
+        ("unknown_tx", 12, b"resolve,2,98,"),
+        ("unknown_tx", 30, b"dispute,1,99,"),
     ]
 
 

@@ -22,7 +22,7 @@ from accounts_job.errors import HeaderError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.helpers import run_path
-from support.model import MAX_UNITS, ModelHeaderError, simulate, split_lines
+from support.model import MAX_UNITS, ModelHeaderError, raw_of, simulate, split_raw_lines
 from support.strategies import csv_files
 
 
@@ -53,6 +53,7 @@ def check_against_model(data: bytes, batch_sizes) -> None:
             continue
         assert not isinstance(got, Exception), f"batch_size={batch_size}: {got}"
         assert got.rejects == expected.rejects, f"batch_size={batch_size}"
+        assert got.raw == expected.raw, f"batch_size={batch_size}"
         assert got.accounts == expected.accounts, f"batch_size={batch_size}"
         summary = got.summary
         assert summary.rows_read == expected.rows_read
@@ -89,14 +90,14 @@ def test_conservation(data, batch_size):
     if isinstance(got, HeaderError):
         return
     s = got.summary
-    lines = split_lines(data.decode("utf-8", errors="replace"))
+    lines = split_raw_lines(data)
     assert s.rows_read == len(lines) - 1  # every physical line but the header
     assert s.rows_read == s.applied_total + s.rejected_total + s.blank_lines
     assert s.rejected_total == len(got.rejects)
     numbers = [line for line, _ in got.rejects]
     assert numbers == sorted(set(numbers))
     for number, raw in zip(numbers, got.raw, strict=True):
-        assert raw.rstrip("\r") == lines[number - 1].rstrip("\r")
+        assert raw == raw_of(lines[number - 1])  # the exact bytes (docs/rules.md §5.2)
     assert list(got.accounts) == sorted(got.accounts)
     for available, held, total, _ in got.accounts.values():
         assert total == available + held

@@ -34,7 +34,7 @@ def test_worked_example(tmp_path, batch_size):
     run = run_csv(tmp_path, WORKED_EXAMPLE, batch_size)
     assert run.accounts == {row[0]: row[1:] for row in WORKED_EXAMPLE_ROWS}
     assert run.rejects == WORKED_EXAMPLE_REJECTS
-    assert run.raw == [raw for _, _, raw in WORKED_EXAMPLE_REJECTS_RAW]
+    assert run.raw == [raw.encode() for _, _, raw in WORKED_EXAMPLE_REJECTS_RAW]
     s = run.summary
     assert s.rows_read == 9
     assert s.blank_lines == 0

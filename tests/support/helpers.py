@@ -45,7 +45,7 @@ REASONS = (
 class Run:
     accounts: dict[int, tuple[Decimal, Decimal, Decimal, bool]]
     rejects: list[tuple[int, str]]
-    raw: list[str]
+    raw: list[bytes]  # each reject's raw line, its exact bytes (docs/rules.md §5.2)
     summary: accounts_job.Summary
 
 

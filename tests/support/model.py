@@ -4,13 +4,14 @@ It reads the whole text at once, splits it into lines and fields by hand, and ap
 rules with dicts and sets. The engine is compared against it; it shares no code with it.
 
 The rules it follows, by section of docs/rules.md:
-- §2.1: only `\\n` ends a line; a line's trailing carriage returns, spaces and tabs are
+- §2.1: only `\\n` ends a line; a line of `max_line` bytes or more before its LF is
+  too long, `malformed_row`; a line's trailing carriage returns, spaces and tabs are
   dropped; a line holding only spaces, tabs and carriage returns is blank; bytes that are
   not UTF-8 are read as U+FFFD, so they can only fail a field's check; a line holding a
   NUL byte (and not blank otherwise) is `malformed_row`;
-- §2.2: the header is the first line that is not blank; its names are trimmed and
-  compared in any case; `type`, `client`, `tx` are required and none of the four named
-  twice;
+- §2.2: the header is the first line that is not blank, UTF-8 and not too long, after at
+  most 1 MiB of blank lines; its names are trimmed and compared in any case; `type`,
+  `client`, `tx` are required and none of the four named twice;
 - §2.3: a field is quoted when its first non-blank character is `"`; `""` inside quotes
   is one quote; spaces and tabs inside the quotes are trimmed too; an unterminated quote
   or text after a closing quote makes the row `malformed_row`;
@@ -36,6 +37,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 MAX_UNITS = 2**63 - 1
+MAX_LINE_BYTES = 1 << 20  # §2.1
+MAX_LEADING_BYTES = 1 << 20  # §2.2: blank lines before the header, their LFs included
 MAX_CLIENT = 65_535
 MAX_TX = 4_294_967_295
 
@@ -64,6 +67,23 @@ class QuoteError(Exception):
 def units_to_decimal(units: int) -> Decimal:
     """Units of 0.0001 as a Decimal with four places (§3)."""
     return Decimal(units).scaleb(-4)
+
+
+def split_raw_lines(data: bytes) -> list[bytes]:
+    """Physical lines (§2.1) as bytes: split on LF, after a leading byte-order mark."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def raw_of(line: bytes, max_line: int = MAX_LINE_BYTES) -> bytes:
+    """A rejected line's `raw` (§5.2): without a final CR; a too-long line cut to
+    `max_line` bytes, so only those have that length."""
+    if len(line) >= max_line:
+        return line[:max_line]
+    return line.removesuffix(b"\r")
 
 
 def split_lines(text: str) -> list[str]:
@@ -173,13 +193,27 @@ class Outcome:
     blank: int
     rows_read: int
     applied: Counter = field(default_factory=Counter)
+    raw: list[bytes] = field(default_factory=list)  # each reject's raw (§5.2), in order
 
 
-def read_header(lines: list[str]) -> tuple[int, dict[str, int], int]:
+def read_header(
+    lines: list[bytes], max_line: int = MAX_LINE_BYTES
+) -> tuple[int, dict[str, int], int]:
     """(index of the header line, column positions, width), by §2.2."""
-    for index, line in enumerate(lines):
+    leading = 0
+    for index, raw in enumerate(lines):
+        line = raw.decode("utf-8", errors="replace")
         if is_blank(line):
+            leading += len(raw) + 1
+            if leading > MAX_LEADING_BYTES:
+                raise ModelHeaderError("no header in the first 1 MiB")
             continue
+        if len(raw) >= max_line:
+            raise ModelHeaderError("header too long")
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelHeaderError("header not UTF-8") from None
         try:
             names = [name.lower() for name in split_fields(line)]
         except QuoteError as e:
@@ -286,12 +320,14 @@ def decide(kind, account: Account, tx_id, amount, client, claimed, txs) -> str |
     return None
 
 
-def simulate(text: str | bytes) -> Outcome:
-    """Run docs/rules.md over the text of a CSV file. Raises ModelHeaderError (§2.2)."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    lines = split_lines(text)
-    header_index, columns, width = read_header(lines)
+def simulate(text: str | bytes, max_line: int = MAX_LINE_BYTES) -> Outcome:
+    """Run docs/rules.md over the text of a CSV file, with lines of `max_line` bytes or
+    more too long (§2.1). Raises ModelHeaderError (§2.2)."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    raw_lines = split_raw_lines(data)
+    header_index, columns, width = read_header(raw_lines, max_line)
+    lines = [line.decode("utf-8", errors="replace") for line in raw_lines]
+    raws: list[bytes] = []
 
     accounts: dict[int, Account] = {}
     claimed: set[int] = set()  # tx ids named by well-formed deposit/withdrawal rows
@@ -302,12 +338,17 @@ def simulate(text: str | bytes) -> Outcome:
 
     for index in range(header_index + 1, len(lines)):
         line_number = index + 1
-        if is_blank(lines[index]):
+        raw = raw_of(raw_lines[index], max_line)
+        if len(raw_lines[index]) >= max_line:
+            row = "malformed_row"  # too long, whatever it holds (§2.1)
+        elif is_blank(lines[index]):
             blank += 1
             continue
-        row = parse_row(lines[index], columns, width)
+        else:
+            row = parse_row(lines[index], columns, width)
         if isinstance(row, str):
             rejects.append((line_number, row))
+            raws.append(raw)
             continue
         kind, client, tx_id, amount = row
         account = accounts.setdefault(client, Account())
@@ -316,6 +357,7 @@ def simulate(text: str | bytes) -> Outcome:
             applied[kind] += 1
         else:
             rejects.append((line_number, reason))
+            raws.append(raw)
 
     result = {
         client: (
@@ -327,7 +369,7 @@ def simulate(text: str | bytes) -> Outcome:
         for client, a in sorted(accounts.items())
     }
     rows_read = len(lines) - 1
-    return Outcome(result, rejects, blank, rows_read, applied)
+    return Outcome(result, rejects, blank, rows_read, applied, raws)
 
 
 def model(text: str | bytes):

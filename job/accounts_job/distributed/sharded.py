@@ -16,8 +16,8 @@ run goes in four steps:
    marked. A reference to another shard's tx finds nothing there: `unknown_tx`, unless
    its own account is locked.
 4. Combine. Such a reference becomes `client_mismatch` when the claiming row was accepted
-   (its shard says). Accounts are joined by client, rejects by line, and the raw text of
-   each rejected line is read back from the file.
+   (its shard says). Accounts are joined by client, rejects by line, and the raw bytes of
+   each rejected line are read back from the file.
 
 Every step is a plain function of its inputs, so a step lost with its worker can simply run
 again. `Executor` is the seam: `InProcess` runs the steps here, one after another (the
@@ -43,7 +43,7 @@ from ..engine.rejects import raw_lines, rejects_of
 from ..engine.result import Result, finish
 from ..engine.summary import Summary
 from ..faults import crash_point
-from ..io.blocks import BlockReader
+from ..io.blocks import BlockReader, skip_line
 from ..io.header import Header, read_header
 from ..io.schemas import ACCOUNTS_ARROW
 from ..io.source import input_size, is_url, open_input
@@ -133,23 +133,15 @@ class ShardResult:
     report_applied: np.ndarray  # bool: whether each of those rows was accepted
 
 
-def data_start(path: str | Path, header: Header) -> int:
-    """Byte offset of the first line after the header."""
-    with open_input(path, buffered=True) as f:
-        for _ in range(header.line_index + 1):
-            f.readline()
-        return f.tell()
-
-
 def plan_chunks(path: str | Path, header: Header, chunk_bytes: int) -> list[tuple[int, int]]:
     """(start, stop) byte spans of whole lines covering everything after the header."""
-    start, size = data_start(path, header), input_size(path)
+    start, size = header.data_offset, input_size(path)
     spans = []
     with open_input(path, buffered=True) as f:
         while start < size:
             f.seek(min(size, start + chunk_bytes))
             if f.tell() < size:
-                f.readline()  # to the end of the line the cut falls in
+                skip_line(f)  # to the end of the line the cut falls in
             stop = f.tell()
             spans.append((start, stop))
             start = stop
@@ -266,14 +258,14 @@ def run_shard(claims: ShardClaims, batch_size: int, *parts: Rows) -> ShardResult
 
 
 def chunk_raw(path: str, span: tuple[int, int], lines: np.ndarray) -> pa.Array:
-    """The raw text of the given lines (sorted, numbered within the chunk)."""
+    """The raw bytes of the given lines (sorted, numbered within the chunk)."""
     pieces = []
     for block in BlockReader().blocks(path, span=span):
         lo, hi = np.searchsorted(lines, [block.first_line, block.first_line + len(block)])
         if hi > lo:
             pieces.append(raw_lines(block, lines[lo:hi] - block.first_line))
     if not pieces:
-        return pa.array([], pa.large_string())
+        return pa.array([], pa.large_binary())
     return pa.concat_arrays(pieces)
 
 
@@ -393,7 +385,7 @@ def _rejects_table(
     line: np.ndarray,
     code: np.ndarray,
 ) -> pa.Table:
-    """The rejects, with the raw text of each line read back from its chunk."""
+    """The rejects, with the raw bytes of each line read back from its chunk."""
     bounds = np.searchsorted(line, [*first_lines, np.iinfo(np.int64).max])
     raws = executor.gather(
         [
@@ -401,7 +393,7 @@ def _rejects_table(
             for span, first, lo, hi in zip(spans, first_lines, bounds[:-1], bounds[1:], strict=True)
         ]
     )
-    return rejects_of(line, code, pa.chunked_array(raws, pa.large_string()))
+    return rejects_of(line, code, pa.chunked_array(raws, pa.large_binary()))
 
 
 def _join_accounts(tables: list[pa.Table]) -> pa.Table:

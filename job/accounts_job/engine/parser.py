@@ -65,9 +65,11 @@ class Parser:
                 amounts,
                 status,
             )
-            if block.nul_rows.size:
-                # Lines holding a NUL byte: not text we accept (docs/rules.md §2.1).
-                rows = block.nul_rows[(block.nul_rows >= lo) & (block.nul_rows < lo + n)] - lo
+            bad = block.malformed_rows
+            if bad.size:
+                # Lines holding a NUL byte, or too long: not text we accept (docs/rules.md
+                # §2.1).
+                rows = bad[(bad >= lo) & (bad < lo + n)] - lo
                 status[rows] = MALFORMED_ROW
                 kinds[rows] = NONE
             yield ParsedBatch(block, lo, kinds, clients, txs, amounts, status)

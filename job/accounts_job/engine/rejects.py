@@ -18,27 +18,13 @@ from ..kernels.gather import gather_lines
 _REASON_BY_CODE = pa.array([REASON_NAMES.get(code, "") for code in range(256)], pa.string())
 
 
-def raw_lines(block: Block, rows: np.ndarray) -> pa.LargeStringArray:
-    """The text of the given lines of `block`, without their line ends.
-
-    Bytes that are not UTF-8 become U+FFFD, as Python's `errors="replace"` does, so a
-    rejected row always has its raw text whatever its encoding.
-    """
-    offsets, out, wide = gather_lines(block.data, block.ends, rows.astype(np.int64))
-    array = pa.Array.from_buffers(
-        pa.large_string(), rows.size, [None, pa.py_buffer(offsets), pa.py_buffer(out)]
+def raw_lines(block: Block, rows: np.ndarray) -> pa.LargeBinaryArray:
+    """The bytes of the given lines of `block`, exactly as read, without their line ends
+    (docs/rules.md §5.2); a line too long (§2.1) cut to its first `block.max_line` bytes."""
+    offsets, out = gather_lines(block.data, block.ends, rows.astype(np.int64), block.max_line)
+    return pa.Array.from_buffers(
+        pa.large_binary(), rows.size, [None, pa.py_buffer(offsets), pa.py_buffer(out)]
     )
-    if wide.any():
-        # Rare: lines past ASCII, which may not be valid UTF-8, are decoded one by one.
-        texts = []
-        for j in np.flatnonzero(wide):
-            i = int(rows[j])
-            line = block.data[block.line_start(i) : int(block.ends[i])].tobytes()
-            texts.append(line.removesuffix(b"\r").decode("utf-8", errors="replace"))
-        import pyarrow.compute as pc  # only here: its import costs more than a small run
-
-        array = pc.replace_with_mask(array, pa.array(wide), pa.array(texts, pa.large_string()))
-    return array
 
 
 def rejects_table(block: Block, lo: int, status: np.ndarray) -> pa.Table:

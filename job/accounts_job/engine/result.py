@@ -44,7 +44,8 @@ class Result:
 
     @property
     def rejects(self) -> pl.DataFrame | None:
-        """Every rejected row: line (1-based, in the input file), reason, raw line."""
+        """Every rejected row: line (1-based, in the input file), reason, raw (the line's
+        bytes, docs/rules.md §5.2)."""
         if self.rejects_tables is None:
             return None
         from ..io.frames import rejects_frame

@@ -15,6 +15,7 @@ import polars as pl
 
 from ..engine.summary import Summary
 from ..io.frames import ACCOUNTS_FRAME, AMOUNT, REJECTS_FRAME
+from ..io.rawtext import unescape_array
 
 AMOUNTS = ("available", "held", "total")
 
@@ -78,14 +79,23 @@ def read_accounts(path: str | Path) -> pl.DataFrame:
 
 
 def read_rejects(path: str | Path) -> pl.DataFrame:
-    """The rejects file the job wrote, CSV or Parquet: line, reason (an Enum), raw line."""
+    """The rejects file the job wrote, CSV or Parquet: line, reason (an Enum), and raw,
+    the line's exact bytes (docs/rules.md §5.2).
+
+    In CSV, `raw` is escaped text: it is read back to the bytes (io/rawtext.py). A
+    Parquet file whose `raw` is text (written by an older job) is read as its UTF-8 bytes.
+    """
     path = Path(path)
     if _is_parquet(path):
         frame = pl.read_parquet(path)
+        if frame.schema["raw"] != pl.Binary:
+            frame = frame.with_columns(pl.col("raw").cast(pl.String).cast(pl.Binary))
     else:
         frame = pl.read_csv(path, schema={"line": pl.UInt64, "reason": pl.String, "raw": pl.String})
-    # Another writer may leave an empty raw line unquoted, which reads as null.
-    frame = frame.with_columns(pl.col("raw").fill_null(""))
+        # Another writer may leave an empty raw line unquoted, which reads as null.
+        text = frame.get_column("raw").fill_null("").to_arrow()
+        frame = frame.with_columns(pl.Series("raw", unescape_array(text), dtype=pl.Binary))
+    frame = frame.with_columns(pl.col("raw").fill_null(b""))
     return frame.select(pl.col(name).cast(dtype) for name, dtype in REJECTS_FRAME.items())
 
 

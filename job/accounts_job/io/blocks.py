@@ -12,6 +12,11 @@ A line is everything up to an LF; a CR before it is the parser's business
 (docs/rules.md §2.1, kernels/parse.py).
 A line holding a NUL byte is not text we accept: each block lists them, and the engine
 rejects them as `malformed_row` (the scan for line ends notices them for free).
+
+A line of MAX_LINE_BYTES or more is too long (docs/rules.md §2.1): it is `malformed_row`
+too, listed with the NUL lines. Memory stays bounded however long a line is: once one
+fills a buffer past the limit, the reader keeps its first MAX_LINE_BYTES bytes, reads
+the rest into the same buffer without keeping it, and puts an LF after what it kept.
 """
 
 from __future__ import annotations
@@ -27,10 +32,17 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import ReadError
-from ..kernels.lines import last_line_end, newline_positions
+from ..kernels.bytes import LF
+from ..kernels.lines import last_line_end, newline_positions, next_line_end
 from .source import open_input
 
 BLOCK_BYTES = 8 << 20
+# docs/rules.md §2.1: a line of this many bytes or more before its LF is too long. A
+# rejected line's raw is kept up to this many bytes, so a raw of exactly this length is
+# a line that was cut.
+MAX_LINE_BYTES = 1 << 20
+# Bytes read at a time where lines are skipped (the lines before the data, see blocks()).
+_SKIP_READ = 64 << 10
 
 
 @dataclass
@@ -40,10 +52,13 @@ class Block:
     first_line: int  # 1-based line number of the first line
     data: np.ndarray  # uint8: the bytes, the last line's LF included if it has one
     ends: np.ndarray  # int64: line i is data[ends[i - 1] + 1 : ends[i]] (ends[-1] = -1)
-    nul_rows: np.ndarray  # int64, sorted: indices of the lines that hold a NUL byte
+    # int64, sorted: indices of the lines that hold a NUL byte or are too long (of
+    # `max_line` bytes or more; in `data` a line cut short holds exactly `max_line`).
+    malformed_rows: np.ndarray
     # The buffer from data[0] on as 64-bit words, reaching at least 8 bytes past the
     # data: a kernel may load any 8 bytes that start in data (see kernels/parse.py's load8).
     words: np.ndarray
+    max_line: int = MAX_LINE_BYTES
 
     def __len__(self) -> int:
         return self.ends.size
@@ -55,22 +70,33 @@ class Block:
 _NO_ENDS = np.zeros(0, dtype=np.int64)
 
 
-def line_ends(data: np.ndarray, out: np.ndarray = _NO_ENDS) -> tuple[np.ndarray, int, bool]:
-    """(out, count, has_nul): the positions of the LFs in `data` (a uint8 array whose
-    start is 8-byte aligned) are out[:count]; `out` is reused if large enough."""
+def line_ends(data: np.ndarray, out: np.ndarray = _NO_ENDS) -> tuple[np.ndarray, int, bool, int]:
+    """(out, count, has_nul, longest): the positions of the LFs in `data` (a uint8 array
+    whose start is 8-byte aligned) are out[:count]; `out` is reused if large enough;
+    `longest` is the most bytes a line ended by one of them holds."""
     n_words = data.size // 8
     words = data[: n_words * 8].view(np.uint64)
     return newline_positions(words, data[n_words * 8 :], n_words, out)
+
+
+def skip_line(f: BinaryIO) -> None:
+    """Read `f` past the end of the line it is in, holding at most _SKIP_READ bytes."""
+    while True:
+        chunk = f.readline(_SKIP_READ)
+        if not chunk or chunk.endswith(b"\n"):
+            return
 
 
 class BlockReader:
     """Reads files as blocks of whole lines into two buffers it keeps from file to file
     (both passes read the same file: the second reuses the memory of the first)."""
 
-    def __init__(self, block_bytes: int | None = None) -> None:
+    def __init__(self, block_bytes: int | None = None, max_line: int | None = None) -> None:
         """`block_bytes`: the most a block holds (default BLOCK_BYTES), unless one line is
-        longer, which grows the buffers."""
+        longer, which grows the buffers up to twice `max_line` (default MAX_LINE_BYTES,
+        docs/rules.md §2.1): a longer line is cut."""
         self.block_bytes = block_bytes or BLOCK_BYTES
+        self.max_line = max_line or MAX_LINE_BYTES
         self._buffers: list[np.ndarray] = []
         self._ends = _NO_ENDS  # line ends, reused from block to block
 
@@ -97,8 +123,8 @@ class BlockReader:
 
         With `lines=False` the lines are not looked for, for a pass that walks the bytes
         itself: a block's `ends` holds only its last line end, `first_line` is not
-        counted, and `nul_rows` is empty. `digest` (a hashlib object) is fed every byte
-        of the file, skipped lines included, by the reading thread.
+        counted, and `malformed_rows` is empty. `digest` (a hashlib object) is fed every
+        byte of the file, skipped lines included.
 
         `span` (start, stop) reads only those bytes of the file, which must begin and end
         at line boundaries; line numbers then count from the span's first line.
@@ -112,15 +138,12 @@ class BlockReader:
         is yielded (the first pass takes the content hash from it, engine/references.py).
         """
         line = skip_lines + 1
+        limit = self.max_line
         try:
             # The pool is shut down (its read finished) before the file is closed.
             with open_input(path) as f, ThreadPoolExecutor(1) as pool:
-                for _ in range(skip_lines):
-                    skipped = f.readline()
-                    if digest is not None:
-                        digest.update(skipped)
-                    if content is not None:
-                        content(np.frombuffer(skipped, dtype=np.uint8))
+                if skip_lines:
+                    _skip_lines(f, skip_lines, digest, content)
                 if span is not None:
                     f.seek(span[0])
                 if span is not None:
@@ -157,22 +180,47 @@ class BlockReader:
                     filled += got
                     offset += got
                     buf = buffers[current][:filled]
-                    if lines:
-                        self._ends, count, has_nul = line_ends(buf, self._ends)
-                        ends = self._ends[:count]
-                    else:
-                        ends, has_nul = last_line_end(buf), False
-                    if at_end and filled and (ends.size == 0 or ends[-1] != filled - 1):
-                        ends = np.append(ends, filled)  # the last line lacks its line end
-                    if ends.size == 0:
-                        if filled == cap:  # a line longer than the buffer
-                            grown = _new_buffers(2 * cap)
+                    ends, has_nul, longest = self._ends_of(buf, lines)
+                    if ends.size == 0 and not at_end:
+                        # The buffer holds part of one line, which starts at its start.
+                        if filled < cap:
+                            pending = read(buffers[current][filled:cap])
+                            continue
+                        if cap < 2 * limit:
+                            # Grow: to hold the limit, and as much again to read on in.
+                            grown_cap = min(2 * cap, 2 * limit)
+                            grown = _new_buffers(grown_cap)
                             grown[current][:filled] = buf
                             buffers = self._buffers = grown
-                            cap = 2 * cap
-                        if not at_end:
+                            cap = grown_cap
                             pending = read(buffers[current][filled:cap])
-                        continue
+                            continue
+                        # A line of `limit` bytes or more: keep its first `limit` bytes,
+                        # read the rest of it into the buffer after them and let it go.
+                        buffer = buffers[current]
+                        words = buffer.view(np.uint64)
+                        while True:
+                            got = read(buffer[limit:cap]).result()
+                            offset += got
+                            if got == 0:
+                                at_end, filled = True, limit
+                                break
+                            end = next_line_end(buffer[: limit + got], words, limit)
+                            if end < limit + got:
+                                # Its LF after the kept part, the next lines after that.
+                                rest, after = limit + got - end - 1, end + 1
+                                buffer[limit] = LF
+                                buffer[limit + 1 : limit + 1 + rest] = buffer[after : after + rest]
+                                filled = limit + 1 + rest
+                                break
+                        buf = buffer[:filled]
+                        ends, has_nul, longest = self._ends_of(buf, lines)
+                    if at_end and filled and (ends.size == 0 or ends[-1] != filled - 1):
+                        ends = np.append(ends, filled)  # the last line lacks its line end
+                        start = int(ends[-2]) + 1 if ends.size > 1 else 0
+                        longest = max(longest, filled - start)
+                    if ends.size == 0:
+                        continue  # at the end, with nothing left
                     consumed = min(int(ends[-1]) + 1, filled)
                     # Carry the partial last line into the other buffer and start reading
                     # after it while this block is being worked on.
@@ -184,15 +232,56 @@ class BlockReader:
                     data = buf[:consumed]
                     if content is not None:
                         content(data)
-                    nul_rows = _nul_rows(data, ends) if has_nul else _NO_ROWS
+                    malformed = _NO_ROWS
+                    if lines and (has_nul or longest >= limit):
+                        malformed = _malformed_rows(data, ends, has_nul, limit)
                     words = buffers[current].view(np.uint64)
-                    yield Block(line, data, ends, nul_rows, words)
+                    yield Block(line, data, ends, malformed, words, limit)
                     line += ends.size
                     current, filled = other, rest
         except OSError as e:
             # Without `lines` the blocks' lines are not counted: no line number to give.
             where = f" at or after line {line}" if lines else ""
             raise ReadError(f"reading {path} failed{where}: {e.strerror or e}") from e
+
+    def _ends_of(self, buf: np.ndarray, lines: bool) -> tuple[np.ndarray, bool, int]:
+        """(line ends, has a NUL, longest line) of a buffer; without `lines`, only its
+        last line end, and neither NULs nor lengths are looked for."""
+        if not lines:
+            return last_line_end(buf), False, 0
+        self._ends, count, has_nul, longest = line_ends(buf, self._ends)
+        return self._ends[:count], has_nul, longest
+
+
+def _skip_lines(
+    f: BinaryIO,
+    count: int,
+    digest: hashlib._Hash | None,
+    content: Callable[[np.ndarray], None] | None = None,
+) -> None:
+    """Read `f` past its first `count` lines, a block of bytes at a time (a line at a
+    time would be a read per byte: the file is unbuffered), feeding `digest` what they
+    hold, and `content` the lines, whole (they are few: blank lines and the header,
+    bounded by the header's limits)."""
+    skipped = []
+    while count > 0:
+        chunk = f.read(_SKIP_READ)
+        if not chunk:
+            return
+        found = chunk.count(b"\n")
+        if found >= count:
+            at = -1
+            for _ in range(count):
+                at = chunk.index(b"\n", at + 1)
+            f.seek(at + 1 - len(chunk), os.SEEK_CUR)
+            chunk = chunk[: at + 1]
+        if digest is not None:
+            digest.update(chunk)
+        if content is not None:
+            skipped.append(chunk)
+        count -= found
+    if content is not None and skipped:
+        content(np.frombuffer(b"".join(skipped), dtype=np.uint8))
 
 
 def _read(f: BinaryIO, into: np.ndarray, digest: hashlib._Hash | None) -> int:
@@ -219,6 +308,11 @@ def _capacity(buffer: np.ndarray) -> int:
     return buffer.size - _SLACK
 
 
-def _nul_rows(data: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Indices of the lines that hold a NUL byte (rare: only called when one does)."""
-    return np.unique(np.searchsorted(ends, np.flatnonzero(data == 0)))
+def _malformed_rows(data: np.ndarray, ends: np.ndarray, has_nul: bool, limit: int) -> np.ndarray:
+    """Indices of the lines that hold a NUL byte or `limit` bytes or more (rare: only
+    called when a line does)."""
+    lengths = np.diff(ends, prepend=-1) - 1  # an unended last line's end is past it
+    rows = np.flatnonzero(lengths >= limit)
+    if has_nul:
+        rows = np.union1d(rows, np.searchsorted(ends, np.flatnonzero(data == 0)))
+    return rows.astype(np.int64)

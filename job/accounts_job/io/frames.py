@@ -24,7 +24,8 @@ ACCOUNTS_FRAME: dict[str, pl.DataType] = {
     "total": AMOUNT,
     "locked": pl.Boolean(),
 }
-REJECTS_FRAME: dict[str, pl.DataType] = {"line": pl.UInt64(), "reason": REASON, "raw": pl.String()}
+# `raw` is the rejected line's exact bytes (docs/rules.md §5.2).
+REJECTS_FRAME: dict[str, pl.DataType] = {"line": pl.UInt64(), "reason": REASON, "raw": pl.Binary()}
 
 
 def accounts_frame(table: pa.Table) -> pl.DataFrame:

@@ -1,18 +1,26 @@
-"""Finding and reading the header line (docs/rules.md §2.2).
+"""Checking the input and finding and reading the header line (docs/rules.md §2.2).
 
 The header is the first non-blank line; names are trimmed, case-insensitive and in any
 order; `type`, `client` and `tx` are required, `amount` is optional, other columns are
 ignored. Anything else is a fatal error, not a reject, because without a header no row
 can be read at all.
+
+The head of the file is read in blocks and never held whole: blank lines count toward
+a bound of 1 MiB, and the header line toward the line limit (docs/rules.md §2.1).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import re
+import stat
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import HeaderError, InputError
-from .source import open_input
+from . import blocks
+from .source import is_url, open_input
 
 REQUIRED = ("type", "client", "tx")
 OPTIONAL = ("amount",)
@@ -20,6 +28,10 @@ _BOM = b"\xef\xbb\xbf"
 _BLANKS = " \t"
 # A header further down than this many bytes is not a header: the file is not ours.
 _MAX_LEADING_BYTES = 1 << 20
+# Bytes read at a time while looking for the header.
+_READ = 64 << 10
+# Characters of a header line an error message shows.
+_SHOWN = 80
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,7 @@ class Header:
     amount: int
     width: int  # number of fields in the header; a row may carry more only if they're empty
     line_index: int  # 0-based physical line of the header; data starts on the next line
+    data_offset: int = 0  # byte offset in the file of the line after the header
 
     @property
     def canonical(self) -> bool:
@@ -44,8 +57,17 @@ class Header:
         return (self.type, self.client, self.tx, self.amount, self.width)
 
 
-def _is_blank(line: bytes) -> bool:
+def _is_blank(line: bytes | bytearray) -> bool:
     return not line.strip(b" \t\r\n")
+
+
+def shown(text: str) -> str:
+    """`text` quoted for an error message, cut after _SHOWN characters: a hostile header
+    must not fill the screen."""
+    quoted = repr(text[: _SHOWN + 1])
+    if len(quoted) <= _SHOWN + 2:
+        return quoted
+    return quoted[:_SHOWN] + "…"
 
 
 def split_fields(line: str, line_index: int = 0) -> list[str]:
@@ -95,13 +117,13 @@ def parse_header_line(line: str, line_index: int = 0) -> Header:
     for i, name in enumerate(names):
         if name in REQUIRED or name in OPTIONAL:
             if name in positions:
-                raise HeaderError(f"header names column {name!r} twice: {line.strip()!r}")
+                raise HeaderError(f"header names column {name!r} twice: {shown(line.strip())}")
             positions[name] = i
     missing = [n for n in REQUIRED if n not in positions]
     if missing:
         raise HeaderError(
             f"header lacks required column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}: found {line.strip()!r} on line {line_index + 1}"
+            f"{', '.join(missing)}: found {shown(line.strip())} on line {line_index + 1}"
         )
     return Header(
         type=positions["type"],
@@ -113,24 +135,47 @@ def parse_header_line(line: str, line_index: int = 0) -> Header:
     )
 
 
+def check_input(path: str | Path) -> None:
+    """Raise InputError unless `path` is a regular file the job can read twice, or a URL.
+
+    The job reads its input twice (docs/rules.md §2), so a pipe or another stream cannot
+    be its input (yet); checked before anything is opened, since opening a FIFO waits for
+    a writer.
+    """
+    if is_url(path):
+        return
+    if str(path) == "-":
+        raise InputError(f"input - (stdin) is not supported yet{_PIPE_HINT}")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"input not found: {path}") from None
+    except PermissionError:
+        raise InputError(f"input not readable (permission denied): {path}") from None
+    except OSError as e:
+        raise InputError(f"cannot read input {path}: {e.strerror or e}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"input is a directory, not a file: {path}")
+    if stat.S_ISFIFO(mode):
+        raise InputError(f"input {path} is a pipe: pipes are not supported yet{_PIPE_HINT}")
+    if stat.S_ISSOCK(mode):
+        raise InputError(f"input {path} is a socket: streams are not supported yet{_PIPE_HINT}")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"input {path} is not a regular file (a device?): give a file")
+
+
+_PIPE_HINT = (
+    " (the job reads its input twice): write it to a file first, for example with "
+    "`cat > tx.csv`, and give that file"
+)
+
+
 def read_header(path: str | Path) -> Header:
-    """Read the first non-blank line of a local file and parse it as the header."""
+    """Read the first non-blank line of the input and parse it as the header."""
+    check_input(path)
     try:
         with open_input(path, buffered=True) as f:
-            consumed = 0
-            for index, raw in enumerate(f):
-                if index == 0 and raw.startswith(_BOM):
-                    raw = raw[len(_BOM) :]
-                consumed += len(raw)
-                if not _is_blank(raw):
-                    try:
-                        # As for a row (docs/rules.md §2.1), trailing CRs and blanks go.
-                        text = raw.decode("utf-8").rstrip("\r\n \t")
-                    except UnicodeDecodeError:
-                        raise HeaderError(f"header on line {index + 1} is not UTF-8 text") from None
-                    return parse_header_line(text, index)
-                if consumed > _MAX_LEADING_BYTES:
-                    break
+            return _find_header(f, path)
     except FileNotFoundError:
         raise InputError(f"input not found: {path}") from None
     except IsADirectoryError:
@@ -139,4 +184,73 @@ def read_header(path: str | Path) -> Header:
         raise InputError(f"input not readable (permission denied): {path}") from None
     except OSError as e:
         raise InputError(f"cannot read input {path}: {e.strerror or e}") from None
-    raise HeaderError(f"no header line: {path} is empty or blank")
+
+
+def _find_header(f: BinaryIO, path: str | Path) -> Header:
+    """The header of the file `f`, read a block at a time: at most 1 MiB of blank lines,
+    then a line shorter than the line limit. Memory holds one block and one line."""
+    limit = blocks.MAX_LINE_BYTES
+    pending = bytearray(f.read(_READ))  # the file from `offset` on, as far as read
+    offset = 0
+    if pending.startswith(_BOM):
+        del pending[: len(_BOM)]
+        offset = len(_BOM)
+    at_end = not pending
+    pos = 0  # where in `pending` line `index` starts
+    index = 0
+    blank = 0  # bytes of blank lines so far, their LFs included
+    while True:
+        # Every whole line before the first byte that is not blank is blank: skip
+        # them all at once (a file may start with a million blank lines).
+        found = _NOT_BLANK.search(pending, pos)
+        text_at = found.start() if found else len(pending)
+        last_lf = pending.rfind(b"\n", pos, text_at)
+        if last_lf >= 0:
+            index += pending.count(b"\n", pos, last_lf + 1)
+            blank += last_lf + 1 - pos
+            pos = last_lf + 1
+            if blank > _MAX_LEADING_BYTES:
+                raise _no_header_within(path)
+        end = pending.find(b"\n", pos) if found else -1
+        if end < 0 and not at_end:
+            # Part of a line: read on, unless it is already past a bound.
+            if not found and blank + len(pending) - pos > _MAX_LEADING_BYTES:
+                raise _no_header_within(path)
+            if found and len(pending) - pos >= limit:
+                raise _too_long(pending[pos:], index)
+            del pending[:pos]
+            offset += pos
+            pos = 0
+            more = f.read(_READ)
+            at_end = not more
+            pending += more
+            continue
+        if not found:
+            if blank + len(pending) - pos > _MAX_LEADING_BYTES:
+                raise _no_header_within(path)
+            raise HeaderError(f"no header line: {path} is empty or blank")
+        line = pending[pos:end] if end >= 0 else pending[pos:]
+        if len(line) >= limit:
+            raise _too_long(line, index)
+        try:
+            # As for a row (docs/rules.md §2.1), trailing CRs and blanks go.
+            text = bytes(line).decode("utf-8").rstrip("\r\n \t")
+        except UnicodeDecodeError:
+            raise HeaderError(f"header on line {index + 1} is not UTF-8 text") from None
+        header = parse_header_line(text, index)
+        return replace(header, data_offset=offset + pos + len(line) + (end >= 0))
+
+
+_NOT_BLANK = re.compile(rb"[^ \t\r\n]")
+
+
+def _no_header_within(path: str | Path) -> HeaderError:
+    return HeaderError(f"no header in the first 1 MiB of {path}: only blank lines")
+
+
+def _too_long(line: bytearray, index: int) -> HeaderError:
+    start = bytes(line[: 4 * _SHOWN]).decode("utf-8", errors="backslashreplace")
+    return HeaderError(
+        f"header on line {index + 1} is too long: {blocks.MAX_LINE_BYTES:,} bytes or more "
+        f"(docs/rules.md §2.1); it starts {shown(start)}"
+    )

@@ -28,13 +28,15 @@ ACCOUNTS_ARROW = pa.schema(
     ]
 )
 
-# docs/rules.md §5.2: `raw` is a large string while the job builds the table (a batch of
-# long lines may pass 2 GiB); files get a plain string (REJECTS_FILE_ARROW), which every
-# reader reads.
+# docs/rules.md §5.2: `raw` is the line's exact bytes, so binary: large binary while the
+# job builds the table (a batch of long lines may pass 2 GiB); Parquet files get plain
+# binary (REJECTS_FILE_ARROW), which every reader reads. CSV files hold it escaped as
+# text (REJECTS_CSV_ARROW, io/rawtext.py).
 REJECTS_ARROW = pa.schema(
-    [("line", pa.uint64()), ("reason", pa.string()), ("raw", pa.large_string())]
+    [("line", pa.uint64()), ("reason", pa.string()), ("raw", pa.large_binary())]
 )
-REJECTS_FILE_ARROW = REJECTS_ARROW.set(2, pa.field("raw", pa.string()))
+REJECTS_FILE_ARROW = REJECTS_ARROW.set(2, pa.field("raw", pa.binary()))
+REJECTS_CSV_ARROW = REJECTS_ARROW.set(2, pa.field("raw", pa.large_string()))
 
 # docs/rules.md §5.3: the event stream.
 EVENTS_ARROW = pa.schema(

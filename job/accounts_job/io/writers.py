@@ -39,7 +39,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from ..errors import OutputError, UsageError
-from .schemas import EVENTS_ARROW, REJECTS_FILE_ARROW
+from .rawtext import escape_array
+from .schemas import EVENTS_ARROW, REJECTS_CSV_ARROW, REJECTS_FILE_ARROW
 from .source import is_url, upload
 
 if TYPE_CHECKING:
@@ -266,6 +267,11 @@ class AtomicFile(Output):
         try:
             fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
         except FileNotFoundError:
+            # The folder may exist and still refuse new files (/proc): say which it is.
+            if folder.is_dir():
+                raise OutputError(
+                    f"cannot write {path}: cannot create a file in {folder}"
+                ) from None
             raise OutputError(f"cannot write {path}: folder {folder} does not exist") from None
         except OSError as e:
             raise OutputError(f"cannot write {path}: {_reason(e)}") from None
@@ -791,12 +797,23 @@ class RejectsWriter(TableWriter):
     """A file of rejected rows (docs/rules.md §5.2): line, reason, raw.
 
     Pass one (or a path) as ``process(..., rejects_to=...)``: the job writes it batch by
-    batch and commits or discards it with its other outputs. `raw` is a plain string
-    column in files, so readers that predate large strings read it too.
+    batch and commits or discards it with its other outputs. `raw` is the line's exact
+    bytes: a plain binary column in Parquet, so readers that predate large types read it
+    too; escaped text in CSV (io/rawtext.py: never a spreadsheet formula, and
+    ``unescape_raw`` gives the bytes back).
     """
 
     def __init__(self, path: str | Path, fmt: Format | None = None) -> None:
-        super().__init__(path, REJECTS_FILE_ARROW, fmt)
+        fmt = fmt or format_for(path)
+        super().__init__(path, REJECTS_CSV_ARROW if fmt == "csv" else REJECTS_FILE_ARROW, fmt)
+
+    def write(self, batch: pa.Table | pl.DataFrame) -> None:
+        """Append a batch of rejects (line, reason, raw as bytes)."""
+        table = _arrow(batch)
+        if self.format == "csv":
+            at = table.column_names.index("raw")
+            table = table.set_column(at, "raw", escape_array(table.column(at)))
+        super().write(table)
 
 
 class EventsWriter(TableWriter):

@@ -10,31 +10,28 @@ from .lines import line_start
 
 
 @njit(cache=True)
-def gather_lines(data, ends, rows):
-    """The given lines of a block, copied out as Arrow string buffers (offsets, bytes),
-    with their CR line ends dropped, and which of them hold bytes past ASCII.
+def gather_lines(data, ends, rows, limit):
+    """The given lines of a block, copied out byte for byte as Arrow binary buffers
+    (offsets, bytes), without their line ends (the LF and a CR before it).
 
-    Lines past ASCII are left empty: the caller decodes them (see engine/rejects.py's raw_lines).
+    A line of `limit` bytes or more is too long (docs/rules.md §2.1): its first `limit`
+    bytes are copied, a CR among them included, so its raw is exactly `limit` bytes long
+    and every other raw is shorter.
     """
     n = rows.size
     offsets = np.zeros(n + 1, dtype=np.int64)
-    wide = np.zeros(n, dtype=np.bool_)
     for j in range(n):
         i = rows[j]
         s = line_start(ends, i)
         e = ends[i]
-        if e > s and data[e - 1] == CR:
+        if e - s >= limit:
+            e = s + limit
+        elif e > s and data[e - 1] == CR:
             e -= 1
-        for k in range(s, e):
-            if data[k] >= 128:
-                wide[j] = True
-                break
-        offsets[j + 1] = offsets[j] + (0 if wide[j] else e - s)
+        offsets[j + 1] = offsets[j] + e - s
     out = np.empty(offsets[n], dtype=np.uint8)
     for j in range(n):
-        if not wide[j]:
-            i = rows[j]
-            s = line_start(ends, i)
-            size = offsets[j + 1] - offsets[j]
-            out[offsets[j] : offsets[j + 1]] = data[s : s + size]
-    return offsets, out, wide
+        s = line_start(ends, rows[j])
+        size = offsets[j + 1] - offsets[j]
+        out[offsets[j] : offsets[j + 1]] = data[s : s + size]
+    return offsets, out

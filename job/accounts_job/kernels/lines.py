@@ -30,13 +30,16 @@ def byte_marks(word, pattern):
 
 @njit(cache=True, parallel=True, nogil=True)
 def newline_positions(words, tail, n_words, out):
-    """(positions of every LF in a block, in order; whether the block holds a NUL byte).
+    """(positions of every LF in a block, in order; whether the block holds a NUL byte;
+    the longest line they end).
 
     `words` is the block's first `n_words` * 8 bytes seen as 64-bit words, `tail` its
     last few bytes. Eight bytes are tested at a time (branch-free zero-byte tests), in
     parallel parts: first counted, then written at offsets the counts give. Returns
-    (out, count, has_nul): the positions are out[:count], where `out` is the array
-    given, or a larger one if that was too small.
+    (out, count, has_nul, longest): the positions are out[:count], where `out` is the
+    array given, or a larger one if that was too small; `longest` is the most bytes any
+    line ended by one of them holds before its LF (the line limit, docs/rules.md §2.1,
+    costs the reader one comparison per line this way, not a second pass).
     """
     parts = 16
     size = (n_words + parts - 1) // parts
@@ -62,20 +65,45 @@ def newline_positions(words, tail, n_words, out):
     total = counts[parts] + tail_found
     if out.size < total:
         out = np.empty(total + total // 4, dtype=np.int64)
+    # Per part: its first and last LF and the longest line between two of its LFs.
+    firsts = np.full(parts, -1, dtype=np.int64)
+    lasts = np.full(parts, -1, dtype=np.int64)
+    gaps = np.zeros(parts, dtype=np.int64)
     for p in prange(parts):
         k = counts[p]
+        first = -1
+        previous = -1
+        gap = 0
         for w in range(p * size, min(n_words, (p + 1) * size)):
             marks = lf_marks(words[w])
             while marks:
-                out[k] = w * 8 + np.int64(trailing_zeros(marks)) // 8
+                position = w * 8 + np.int64(trailing_zeros(marks)) // 8
+                out[k] = position
                 k += 1
+                if previous < 0:
+                    first = position
+                else:
+                    gap = max(gap, position - previous - 1)
+                previous = position
                 marks &= marks - np.uint64(1)  # clear the lowest set bit
+        firsts[p] = first
+        lasts[p] = previous
+        gaps[p] = gap
+    longest = 0
+    previous = -1  # the LF before the next line; -1 before the block's first line
+    for p in range(parts):
+        if firsts[p] >= 0:
+            longest = max(longest, firsts[p] - previous - 1, gaps[p])
+            previous = lasts[p]
     k = counts[parts]
     for i in range(tail.size):
         if tail[i] == LF:
-            out[k] = n_words * 8 + i
+            position = n_words * 8 + i
+            out[k] = position
             k += 1
-    return out, total, has_nul
+            longest = max(longest, position - previous - 1)
+            previous = position
+    return out, total, has_nul, longest
 
 
 @njit(cache=True, inline="always")
