@@ -101,7 +101,7 @@ def first_pass(
         path,
         header.line_index + 1,
         lines=False,
-        limit=limit,
+        end_at=limit,
         content=digest.lines if digest is not None else None,
     ):
         size = reference_capacity(block.data.size)

@@ -98,7 +98,7 @@ def run_file(
     parser = Parser(header, batch_size)
     kept: list[pa.Table] = []
     try:
-        for block in reader.blocks(path, header.line_index + 1, limit=limit):
+        for block in reader.blocks(path, header.line_index + 1, end_at=limit):
             for parsed in parser.batches(block):
                 ledger.apply(
                     parsed.kinds, parsed.clients, parsed.txs, parsed.amounts, parsed.status

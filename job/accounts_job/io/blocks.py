@@ -114,7 +114,7 @@ class BlockReader:
         lines: bool = True,
         digest: hashlib._Hash | None = None,
         span: tuple[int, int] | None = None,
-        limit: int | None = None,
+        end_at: int | None = None,
         content: Callable[[np.ndarray], None] | None = None,
     ) -> Iterator[Block]:
         """Yield the lines after the first `skip_lines` of `path`, in blocks of whole
@@ -129,9 +129,9 @@ class BlockReader:
         `span` (start, stop) reads only those bytes of the file, which must begin and end
         at line boundaries; line numbers then count from the span's first line.
 
-        `limit` reads no byte at or past it: a file that grows while it is read is read
+        `end_at` reads no byte at or past it: a file that grows while it is read is read
         as it was when the run took its size, and both passes read the same bytes. A
-        file that ends before `limit` (it shrank) is a ReadError.
+        file that ends before `end_at` (it shrank) is a ReadError.
 
         `content` is called with every line read, whole lines and in file order, in this
         thread: the skipped lines one by one, then each block's bytes before the block
@@ -148,11 +148,11 @@ class BlockReader:
                     f.seek(span[0])
                 if span is not None:
                     stop = span[1]
-                elif limit is not None:
-                    stop = limit
+                elif end_at is not None:
+                    stop = end_at
                 else:
                     stop = os.fstat(f.fileno()).st_size
-                bounded = span is not None or limit is not None
+                bounded = span is not None or end_at is not None
                 buffers = self._buffers_for(stop - f.tell())
                 current = 0
                 filled = 0  # bytes in the current buffer, a carried partial line included
@@ -160,9 +160,9 @@ class BlockReader:
                 offset = f.tell()  # where the next read starts
 
                 def read(into: np.ndarray) -> Future[int]:
-                    # Never past `stop`: a span ends where the next one starts, and a
-                    # limit where the file ended when the run began. A file read whole
-                    # without a limit reads until the read says the end.
+                    # Never past `stop`: a span ends where the next one starts, and
+                    # `end_at` where the file ended when the run began. A file read whole
+                    # without either reads until the read says the end.
                     if bounded:
                         into = into[: max(0, stop - offset)]
                     return pool.submit(_read, f, into, digest)
@@ -172,7 +172,7 @@ class BlockReader:
                 while not at_end:
                     got = pending.result()
                     at_end = got == 0
-                    if at_end and limit is not None and span is None and offset < stop:
+                    if at_end and end_at is not None and span is None and offset < stop:
                         raise ReadError(
                             f"reading {path} failed: it was cut short while being read "
                             f"({offset:,} of {stop:,} bytes)"

@@ -173,8 +173,9 @@ def open_output(target: str | Path, *, reversible: bool = False) -> Output:
     try:
         mode = os.stat(target).st_mode
     except FileNotFoundError:
-        if in_proc:  # /dev/fd/N of a descriptor that is not open
-            raise OutputError(f"cannot write {target}: no such file") from None
+        if in_proc:  # /dev/fd/N of a descriptor that is not open, or a new name in /proc
+            folder = os.path.dirname(resolved)
+            raise OutputError(f"cannot write {target}: cannot create a file in {folder}") from None
         return AtomicFile(target, reversible=reversible)
     except OSError as e:
         raise OutputError(f"cannot write {target}: {_reason(e)}") from None
@@ -804,7 +805,7 @@ class RejectsWriter(TableWriter):
     """
 
     def __init__(self, path: str | Path, fmt: Format | None = None) -> None:
-        fmt = fmt or format_for(path)
+        fmt = fmt or output_format(path)
         super().__init__(path, REJECTS_CSV_ARROW if fmt == "csv" else REJECTS_FILE_ARROW, fmt)
 
     def write(self, batch: pa.Table | pl.DataFrame) -> None:
