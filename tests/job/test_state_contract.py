@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from accounts_job import AlreadyApplied
+from accounts_job.cli import app
 from accounts_job.engine.references import InputDigest, first_pass
 from accounts_job.errors import NotAState, ProbableResend, StateError, StateWriteError, UsageError
 from accounts_job.io.blocks import BlockReader
@@ -31,11 +33,22 @@ from accounts_job.kernels.lines import CONTENT_PARTS, content_lines, is_content
 from accounts_job.state.folder import LOCK, StateDir
 from accounts_job.state.manifest import MANIFEST
 from accounts_job.state.night import RESEND_MIN_IDS
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.helpers import HEADER, crash_env, new_state, run_script, snapshot
+from typer.testing import CliRunner
 
 KEY = b"a key only the operator has"
+
+
+runner = CliRunner()
+
+
+def cli(*args: object, env: dict[str, str | None] | None = None):
+    """The command line in this process (faster than a new one): its exit status as
+    `returncode`, and its output as bytes."""
+    done = runner.invoke(app, [str(a) for a in args], env=env)
+    return subprocess.CompletedProcess(args, done.exit_code, done.stdout_bytes, done.stderr_bytes)
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -85,7 +98,7 @@ def test_state_show_of_what_is_not_a_state_exits_66(tmp_path, what):
         folder.mkdir()
     elif what == "a file":
         folder.write_text("hello\n")
-    shown = run_script("state", "show", folder)
+    shown = cli("state", "show", folder)
     assert shown.returncode in ((66, 2) if what == "a file" else (66,)), shown.stderr
     assert b"version 0" not in shown.stdout
     if what != "a file":
@@ -94,21 +107,21 @@ def test_state_show_of_what_is_not_a_state_exits_66(tmp_path, what):
 
 def test_state_init_makes_an_empty_state_once(tmp_path):
     state = tmp_path / "new" / "state"
-    made = run_script("state", "init", state)
+    made = cli("state", "init", state)
     assert made.returncode == 0, made.stderr
     assert sorted(p.name for p in state.iterdir()) == [LOCK, MANIFEST]
     manifest = StateDir(state).manifest()
     assert (manifest.version, manifest.files, manifest.applied) == (0, {}, [])
-    shown = run_script("state", "show", state, "--json")
+    shown = cli("state", "show", state, "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["version"] == 0
     before = snapshot(state)
-    again = run_script("state", "init", state)  # idempotent
+    again = cli("state", "init", state)  # idempotent
     assert again.returncode == 0 and b"already" in again.stderr
     assert snapshot(state) == before
     day = write(tmp_path / "day.csv", csv("deposit,1,1,5"))
     accounts_job.process(day, state=state)
     before = snapshot(state)
-    assert run_script("state", "init", state).returncode == 0
+    assert cli("state", "init", state).returncode == 0
     assert snapshot(state) == before  # a state with nights applied is left as it is
 
 
@@ -116,13 +129,13 @@ def test_state_init_refuses_a_folder_that_is_not_a_state(tmp_path):
     folder = tmp_path / "documents"
     folder.mkdir()
     (folder / "notes.txt").write_text("mine\n")
-    refused = run_script("state", "init", folder)
+    refused = cli("state", "init", folder)
     assert refused.returncode == 73, refused.stderr
     assert b"not empty" in refused.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
     file = tmp_path / "a-file"
     file.write_text("x\n")
-    assert run_script("state", "init", file).returncode == 2  # the command line: a usage error
+    assert cli("state", "init", file).returncode == 2  # the command line: a usage error
     with pytest.raises(StateWriteError, match="it is a file"):
         StateDir(file).init()
 
@@ -141,14 +154,14 @@ def test_state_init_adopts_a_folder_an_interrupted_first_night_left(tmp_path):
     state, day = bricked_first_night(tmp_path)
     # Not a state until adopted: a run says so and changes nothing.
     before = snapshot(state)
-    refused = run_script("run", day, "--state", state, "-q")
+    refused = cli("run", day, "--state", state, "-q")
     assert refused.returncode == 66 and b"state init" in refused.stderr
     assert snapshot(state) == before
-    adopted = run_script("state", "init", state)
+    adopted = cli("state", "init", state)
     assert adopted.returncode == 0, adopted.stderr
     assert sorted(p.name for p in state.iterdir()) == [LOCK, MANIFEST]
     assert StateDir(state).manifest().version == 0
-    assert run_script("run", day, "--state", state, "-q").returncode == 0
+    assert cli("run", day, "--state", state, "-q").returncode == 0
     assert StateDir(state).manifest().version == 1
 
 
@@ -161,7 +174,7 @@ def test_state_init_does_not_adopt_a_state_that_lost_its_manifest(tmp_path):
     accounts_job.process(write(tmp_path / "d2.csv", csv("deposit,3,3,1")), state=state)
     (state / MANIFEST).unlink()
     before = snapshot(state)
-    refused = run_script("state", "init", state)
+    refused = cli("state", "init", state)
     assert refused.returncode == 65, refused.stderr
     assert b"manifest was lost" in refused.stderr
     assert snapshot(state) == before
@@ -173,12 +186,10 @@ def test_an_interrupted_state_init_is_finished_by_running_it_again(tmp_path):
     assert killed.returncode == -9
     assert not (state / MANIFEST).exists()
     assert (
-        run_script(
-            "run", write(tmp_path / "d.csv", csv("deposit,1,1,5")), "--state", state
-        ).returncode
+        cli("run", write(tmp_path / "d.csv", csv("deposit,1,1,5")), "--state", state).returncode
         == 66
     )
-    done = run_script("state", "init", state)
+    done = cli("state", "init", state)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in state.iterdir()) == [LOCK, MANIFEST]
 
@@ -192,6 +203,19 @@ def test_a_lock_with_another_link_is_refused(tmp_path):
     with pytest.raises(StateError, match="other links"):
         accounts_job.process(write(tmp_path / "d.csv", csv("deposit,1,1,5")), state=state)
     assert victim.read_text() == "precious\n"
+
+
+def test_a_run_refused_at_the_start_lets_go_of_the_lock(tmp_path):
+    """A damaged state refuses the run as soon as it holds the lock, and lets it go: the
+    next run in the same process is not told the folder is busy."""
+    state = new_state(tmp_path / "state")
+    (state / MANIFEST).write_text("{}")
+    day = write(tmp_path / "d.csv", csv("deposit,1,1,5"))
+    with pytest.raises(StateError, match="not a readable state manifest") as refused:
+        accounts_job.process(day, state=state)
+    with StateDir(state).locked():  # not StateBusy
+        pass
+    assert refused.value.exit_code == 65
 
 
 def leftovers_of_an_interrupted_run(state: Path) -> list[str]:
@@ -298,7 +322,7 @@ def test_a_day_re_sent_with_the_same_content_is_already_applied(tmp_path, two_da
 
 def test_a_re_sent_day_exits_0_from_the_command_line(tmp_path, two_days):
     resent = write(tmp_path / "again.csv", DAY_2.replace("\n", "\r\n") + "\n")
-    done = run_script("run", resent, "--state", two_days, "--out", tmp_path / "a.csv")
+    done = cli("run", resent, "--state", two_days, "--out", tmp_path / "a.csv")
     assert done.returncode == 0, done.stderr
     assert b"already applied" in done.stderr
     assert not (tmp_path / "a.csv").exists()
@@ -318,7 +342,7 @@ def test_a_day_re_sent_with_rows_edited_is_refused_as_a_re_send(tmp_path, two_da
     before = snapshot(state)
     resent = write(tmp_path / "day-2-edited.csv", edited_day_2())
     out = tmp_path / "a.csv"
-    refused = run_script("run", resent, "--state", state, "--out", out)
+    refused = cli("run", resent, "--state", state, "--out", out)
     assert refused.returncode == 65, refused.stderr
     # Day 2 claims tx 61 to 121; the edited file claims those and tx 500.
     assert b"61 of the 62 tx ids" in refused.stderr
@@ -326,7 +350,7 @@ def test_a_day_re_sent_with_rows_edited_is_refused_as_a_re_send(tmp_path, two_da
     assert snapshot(state) == before
     assert not out.exists()
 
-    allowed = run_script("run", resent, "--state", state, "--out", out, "--allow-resend", "-q")
+    allowed = cli("run", resent, "--state", state, "--out", out, "--allow-resend", "-q")
     assert allowed.returncode == 0, allowed.stderr
     assert StateDir(state).manifest().version == 3
     # Applied like any file: as one run over the three files would.
@@ -374,6 +398,7 @@ LINE = st.lists(
 ).map(b"".join)
 
 
+@settings(max_examples=settings.default.max_examples // 3)
 @given(
     bom=st.booleans(),
     before=st.lists(st.sampled_from([b"", b" ", b"\r", b"\t \r"]), max_size=3),
@@ -498,26 +523,25 @@ def test_a_consistent_edit_of_a_signed_state_is_refused(tmp_path, signed, edit):
     with pytest.raises(StateError, match="signature") as refused:
         accounts_job.process(tonight, state=signed, state_key=KEY)
     assert refused.value.exit_code == 65
-    assert run_script("state", "show", signed, env=key_env()).returncode == 65
+    assert cli("state", "show", signed, env=key_env()).returncode == 65
 
 
-def key_env(key: bytes | None = KEY) -> dict[str, str]:
-    """This process's environment with the state key `key`, or with none."""
-    env = {k: v for k, v in crash_env().items() if k != "ACCOUNTS_JOB_STATE_KEY"}
-    return env if key is None else {**env, "ACCOUNTS_JOB_STATE_KEY": key.decode()}
+def key_env(key: bytes | None = KEY) -> dict[str, str | None]:
+    """The environment for `cli` with the state key `key`, or with none."""
+    return {"ACCOUNTS_JOB_STATE_KEY": None if key is None else key.decode()}
 
 
 def test_the_key_from_the_environment_and_from_a_file(tmp_path, signed):
     day = write(tmp_path / "n2.csv", csv("deposit,3,3,1"))
-    done = run_script("run", day, "--state", signed, "-q", env=key_env())
+    done = cli("run", day, "--state", signed, "-q", env=key_env())
     assert done.returncode == 0, done.stderr
     key_file = write(tmp_path / "key", KEY + b"\n")  # a line end is not part of the key
     day = write(tmp_path / "n3.csv", csv("deposit,3,4,1"))
-    done = run_script("run", day, "--state", signed, "-q", "--state-key-file", key_file)
+    done = cli("run", day, "--state", signed, "-q", "--state-key-file", key_file)
     assert done.returncode == 0, done.stderr
-    wrong = run_script("state", "show", signed, env=key_env(b"another key"))
+    wrong = cli("state", "show", signed, env=key_env(b"another key"))
     assert wrong.returncode == 65 and b"signature" in wrong.stderr
-    shown = run_script("state", "show", signed, "--state-key-file", key_file, "--json")
+    shown = cli("state", "show", signed, "--state-key-file", key_file, "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["signed"] is True
 
 
@@ -528,7 +552,7 @@ def test_with_a_key_an_unsigned_state_is_refused(tmp_path):
     with pytest.raises(StateError, match="not signed"):
         accounts_job.process(tonight, state=state, state_key=KEY)
     # Signed once, on purpose, it takes the key from then on.
-    signing = run_script("state", "sign", state, env=key_env())
+    signing = cli("state", "sign", state, env=key_env())
     assert signing.returncode == 0, signing.stderr
     accounts_job.process(tonight, state=state, state_key=KEY)
     assert StateDir(state, KEY).manifest().signed
@@ -537,13 +561,13 @@ def test_with_a_key_an_unsigned_state_is_refused(tmp_path):
 def test_without_a_key_a_signed_state_reads_but_takes_no_night(tmp_path, signed):
     """Reading needs no key (the signature is then not checked); a run without the key
     would write an unsigned manifest over a signed one, so it is refused (usage, 2)."""
-    shown = run_script("state", "show", signed, "--json", env=key_env(None))
+    shown = cli("state", "show", signed, "--json", env=key_env(None))
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)
     assert info["signed"] is True and info["version"] == 1
     before = snapshot(signed)
     tonight = write(tmp_path / "n2.csv", csv("deposit,3,3,1"))
-    refused = run_script("run", tonight, "--state", signed, "-q", env=key_env(None))
+    refused = cli("run", tonight, "--state", signed, "-q", env=key_env(None))
     assert refused.returncode == 2, refused.stderr
     assert b"ACCOUNTS_JOB_STATE_KEY" in refused.stderr
     assert snapshot(signed) == before
@@ -587,7 +611,7 @@ def test_state_show_counts_what_the_state_holds(tmp_path):
         clients.add(int(client))
     ledger_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in state.glob("ledger-*"))
 
-    shown = run_script("state", "show", state, "--json")
+    shown = cli("state", "show", state, "--json")
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)
     assert info["claimed_tx_ids"] == len(claimed) == 200 + 30 + 2 + 140
@@ -596,7 +620,7 @@ def test_state_show_counts_what_the_state_holds(tmp_path):
     assert info["ledger_rows"] == ledger_rows
     assert info["version"] == 2
     assert [a["rows"] for a in info["applied"]] == [len(night_1), len(night_2)]
-    text = run_script("state", "show", state).stdout.decode()
+    text = cli("state", "show", state).stdout.decode()
     assert f"claimed tx ids   {len(claimed):,}" in text
 
 

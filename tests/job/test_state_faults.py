@@ -385,8 +385,9 @@ def test_a_lock_link_does_not_truncate_its_target(tmp_path):
     victim.write_text("precious\n")
     (state / LOCK).unlink()
     (state / LOCK).symlink_to(victim)
-    refused = run_script("run", tonight(tmp_path, "deposit,3,3,1\n"), "--state", state, "-q")
-    assert refused.returncode == 65, refused.stderr
+    with pytest.raises(StateError, match="symbolic link") as refused:
+        accounts_job.process(tonight(tmp_path, "deposit,3,3,1\n"), state=state)
+    assert refused.value.exit_code == 65
     assert victim.read_text() == "precious\n"
 
 
@@ -401,9 +402,9 @@ def test_a_flipped_byte_in_a_ledgers_footer_length_exits_65(tmp_path):
     data = bytearray(ledger.read_bytes())
     data[-5] ^= 0x80  # the length's high byte: a footer longer than the file
     ledger.write_bytes(bytes(data))
-    refused = run_script("run", tonight(tmp_path, "resolve,1,1\n"), "--state", state, "-q")
-    assert refused.returncode == 65, refused.stderr
-    assert b"damaged" in refused.stderr
+    with pytest.raises(StateError, match="damaged") as refused:
+        accounts_job.process(tonight(tmp_path, "resolve,1,1\n"), state=state)
+    assert refused.value.exit_code == 65
 
 
 def test_a_damaged_byte_inside_a_ledger_data_page_is_refused(tmp_path):

@@ -34,13 +34,12 @@ class Night:
     """A run's use of a state folder: holds the folder's lock from `open` until `commit` or
     `discard`, and writes tonight's ledger beside the committed state meanwhile."""
 
-    def __init__(
-        self, folder: StateDir, lock: contextlib.ExitStack, input: Path, allow_resend: bool
-    ) -> None:
+    def __init__(self, folder: StateDir, input: Path, allow_resend: bool) -> None:
+        """Read the state of a folder this run holds (see `open`)."""
         self.folder = folder
         self.input = input
         self.allow_resend = allow_resend
-        self._lock = lock
+        self._lock = contextlib.ExitStack()  # the folder's lock, once `open` has it
         self.manifest: Manifest = folder.manifest()
         if self.manifest.signed and folder.key is None:
             # Committing without the key would write an unsigned manifest over it.
@@ -75,7 +74,8 @@ class Night:
             folder = StateDir(folder.path, key)
         with contextlib.ExitStack() as lock:
             lock.enter_context(folder.locked())
-            night = cls(folder, lock.pop_all(), input, allow_resend)
+            night = cls(folder, input, allow_resend)  # if it fails, the lock is let go
+            night._lock = lock.pop_all()
         return night
 
     # -- the engine's hooks (engine.run.Night) -------------------------------------------
