@@ -16,6 +16,7 @@ import numpy as np
 
 from ..io.blocks import BlockReader
 from ..io.header import Header
+from ..kernels.bitmaps import new_set
 from ..kernels.references import PARTS, reference_capacity, referenced_in_block, set_parts
 
 
@@ -25,10 +26,11 @@ def first_pass(
     progress: Callable[[int], None] | None = None,
     reader: BlockReader | None = None,
     digest: hashlib._Hash | None = None,
-) -> np.ndarray:
-    """Scan the file once; return the bitmap of every tx id that the file's disputes,
-    resolves and chargebacks name. `digest` is fed the whole file on the way."""
-    referenced = np.zeros(1, dtype=np.uint64)
+) -> tuple[np.ndarray, ...]:
+    """Scan the file once; return the set (kernels/bitmaps.py) of every tx id that the
+    file's disputes, resolves and chargebacks name. `digest` is fed the whole file on the
+    way."""
+    referenced = new_set()
     # Found ids per part of a block, reused from block to block.
     ids = np.empty(0, dtype=np.uint32)
     counts = np.zeros(PARTS, dtype=np.int64)

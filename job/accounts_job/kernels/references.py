@@ -186,7 +186,8 @@ def reference_capacity(n: int) -> int:
 
 @njit(cache=True, nogil=True)
 def set_parts(bits, ids, counts):
-    """Set the bit of every id referenced_in_block found; returns `bits`, grown as needed."""
+    """Add every id referenced_in_block found to the set `bits`; returns the set (which
+    may be new arrays: see bitmaps.add)."""
     cap = ids.size // counts.size
     for p in range(counts.size):
         bits = set_bits(bits, ids[p * cap : p * cap + counts[p]])
