@@ -296,21 +296,42 @@ def make_room_for(s, ids, adds):
     what it may hold at the end (the regions it leaves behind on the way), and a bitmap
     if it may pass ARRAY_MAX."""
     size = s[0]
-    incoming = np.zeros(CONTAINERS, dtype=np.int64)
+    # The containers, not bitmaps, that the ids to add fall in, one entry per id: few
+    # once the ids are dense (their containers are bitmaps), and no table of them all.
+    into = np.empty(ids.size, dtype=np.int64)
+    k = 0
     for i in range(ids.size):
         if adds[i]:
             c = np.uint64(ids[i]) >> np.uint64(16)
             if size[c] >= 0:
-                incoming[c] += 1
+                into[k] = c
+                k += 1
+    into = np.sort(into[:k])
     bitmaps = 0
     entries = 0
-    for c in range(CONTAINERS):
-        if incoming[c]:
-            n = size[c] + incoming[c]
-            entries += 2 * _capacity(min(n, ARRAY_MAX))
-            if n > ARRAY_MAX:
-                bitmaps += 1
+    i = 0
+    while i < k:
+        j = i
+        while j < k and into[j] == into[i]:
+            j += 1
+        n = size[into[i]] + (j - i)
+        if n > ARRAY_MAX:
+            bitmaps += 1
+        else:
+            entries += 2 * _capacity(n)
+        i = j
     s = _reserve_words(s, bitmaps * CONTAINER_WORDS)
+    # A container these ids may take past ARRAY_MAX becomes a bitmap now, so that they
+    # are added to it a word each rather than into a sorted array first. (Should some of
+    # them be repeats, it holds fewer ids than a bitmap needs: still 8 KiB.)
+    i = 0
+    while i < k:
+        j = i
+        while j < k and into[j] == into[i]:
+            j += 1
+        if size[into[i]] + (j - i) > ARRAY_MAX:
+            _to_bitmap(s, into[i])
+        i = j
     return _reserve_array(s, entries)
 
 

@@ -189,6 +189,9 @@ def set_parts(bits, ids, counts):
     """Add every id referenced_in_block found to the set `bits`; returns the set (which
     may be new arrays: see bitmaps.add)."""
     cap = ids.size // counts.size
+    found = np.empty(counts.sum(), dtype=ids.dtype)
+    k = 0
     for p in range(counts.size):
-        bits = set_bits(bits, ids[p * cap : p * cap + counts[p]])
-    return bits
+        found[k : k + counts[p]] = ids[p * cap : p * cap + counts[p]]
+        k += counts[p]
+    return set_bits(bits, found)
