@@ -28,8 +28,7 @@ class Ledger:
         self.claimed = bitmaps.new_set()
         # One slot per referenced tx id, found by rank in the set; its bitmaps laid out in
         # order, so that the rules find dense ids as in a plain bitmap (bitmaps.in_order).
-        self.referenced = bitmaps.in_order(referenced)
-        self.rank, n = bitmaps.rank_index(referenced)
+        self.referenced, self.rank, n = bitmaps.indexed(referenced)
         self.slot_client = np.zeros(n, dtype=np.uint16)
         self.slot_amount = np.zeros(n, dtype=np.int64)
         self.slot_state = np.zeros(n, dtype=np.uint8)
