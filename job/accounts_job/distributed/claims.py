@@ -3,7 +3,7 @@
 A deposit or withdrawal row claims its tx id when it is read, accepted or not (docs/rules.md
 §4.3), so who claimed an id first depends only on the order of the rows, never on a
 balance. That is what lets a sharded run decide it before any shard applies a rule: one
-walk over the well-formed rows in file order, with a bitmap of the ids claimed so far.
+walk over the well-formed rows in file order, with the set of the ids claimed so far.
 
 For each row the walk says what its shard cannot know alone:
 - a deposit or withdrawal whose id an earlier row claimed: a duplicate, whatever shard the
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..codes import DEPOSIT, DISPUTE, WITHDRAWAL
-from ..kernels.bitmaps import grow_bitmap, rank_index, set_bits
+from ..codes import DISPUTE
+from ..kernels.bitmaps import new_set, rank_index, set_bits
 from ..kernels.claims import settle_piece
 
 
@@ -41,26 +41,24 @@ class Settled:
 
 
 def settle(
-    pieces: Iterable[tuple[np.ndarray, ...]], referenced: np.ndarray, shards: int
+    pieces: Iterable[tuple[np.ndarray, ...]], referenced: tuple[np.ndarray, ...], shards: int
 ) -> Settled:
     """Settle the claims of well-formed rows that come as pieces (kinds, clients, txs,
-    lines), in file order; `referenced` is the bitmap of every tx id the rows' references
-    name. Pieces are taken one at a time: memory holds one piece, the bitmaps, a slot per
-    referenced id, and the rows that need telling (few, and all the result lists)."""
+    lines), in file order; `referenced` is the set of every tx id the rows' references
+    name (kernels/bitmaps.py). Pieces are taken one at a time: memory holds one piece, the
+    sets, a slot per referenced id, and the rows that need telling (few, and all the
+    result lists)."""
     rank, n_ref = rank_index(referenced)
-    claimed = np.zeros(1, dtype=np.uint64)
+    claimed = new_set()
     claim_shard = np.full(n_ref, -1, dtype=np.int64)
     claim_line = np.full(n_ref, -1, dtype=np.int64)
     counters = np.zeros(shards, dtype=np.int64)
     found: list[tuple[np.ndarray, ...]] = []
     for kinds, clients, txs, lines in pieces:
-        claims = (kinds == DEPOSIT) | (kinds == WITHDRAWAL)
-        if claims.any():
-            claimed = grow_bitmap(claimed, int(txs[claims].max()))
         # Room for the worst case; np.empty costs no memory until written.
         out = tuple(np.empty(kinds.size, dtype=np.int64) for _ in range(6))
         state = (claimed, claim_shard, claim_line)
-        d, c = settle_piece(
+        d, c, claimed = settle_piece(
             kinds, clients, txs, lines, shards, referenced, rank, state, counters, out
         )
         found.append((*(a[:d].copy() for a in out[:2]), *(a[:c].copy() for a in out[2:])))
@@ -74,9 +72,9 @@ def referenced_ids(kinds: np.ndarray, txs: np.ndarray) -> np.ndarray:
     return txs[kinds >= DISPUTE]
 
 
-def bitmap_of(*ids: np.ndarray) -> np.ndarray:
-    """One bitmap (uint64 words) with the bit of every id of every array set."""
-    bits = np.zeros(1, dtype=np.uint64)
+def bitmap_of(*ids: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One set of tx ids (kernels/bitmaps.py) with every id of every array."""
+    bits = new_set()
     for some in ids:
         bits = set_bits(bits, some)
     return bits

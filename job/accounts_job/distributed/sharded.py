@@ -203,7 +203,7 @@ def view_references(view: Rows) -> np.ndarray:
 
 
 def settle_claims(shards: int, referenced: np.ndarray, *views: Rows) -> list[ShardClaims]:
-    """Step 2: the claim facts each shard needs (see claims.py). `referenced`: the bitmap
+    """Step 2: the claim facts each shard needs (see claims.py). `referenced`: the set
     of every tx id a reference names; `views`: the chunks' rows, in file order."""
     pieces = ((v.kind, v.client, v.tx, v.line) for v in views)
     settled = settle(pieces, referenced, shards)

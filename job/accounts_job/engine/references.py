@@ -16,6 +16,7 @@ import numpy as np
 
 from ..io.blocks import BlockReader
 from ..io.header import Header
+from ..kernels.bitmaps import new_set
 from ..kernels.lines import CONTENT_PARTS, content_lines, is_content
 from ..kernels.references import PARTS, reference_capacity, referenced_in_block, set_parts
 
@@ -89,11 +90,11 @@ def first_pass(
     reader: BlockReader | None = None,
     digest: InputDigest | None = None,
     limit: int | None = None,
-) -> np.ndarray:
-    """Scan the file once; return the bitmap of every tx id that the file's disputes,
-    resolves and chargebacks name. `digest` is fed every line of the file on the way. `limit`:
-    read no byte at or past it (BlockReader.blocks)."""
-    referenced = np.zeros(1, dtype=np.uint64)
+) -> tuple[np.ndarray, ...]:
+    """Scan the file once; return the set (kernels/bitmaps.py) of every tx id that the
+    file's disputes, resolves and chargebacks name. `digest` is fed every line of the
+    file on the way. `limit`: read no byte at or past it (BlockReader.blocks)."""
+    referenced = new_set()
     # Found ids per part of a block, reused from block to block.
     ids = np.empty(0, dtype=np.uint32)
     counts = np.zeros(PARTS, dtype=np.int64)

@@ -9,8 +9,9 @@
    (engine/ledger.py). Rejected rows leave with their line number and reason; applied
    rows are done.
 
-Nothing per row outlives its batch, so memory depends on the batch size, the number of
-referenced tx ids and the largest tx id, not on the number of rows.
+Nothing per row outlives its batch, so memory depends on the batch size and the number of
+claimed and referenced tx ids (kernels/bitmaps.py: a bit each where dense, at most a few
+bytes each), not on the number of rows nor on the largest tx id.
 
 A nightly run joins in through a `Night` (state/night.py implements it): this layer
 never imports the state, it only calls the hooks at the right moments.

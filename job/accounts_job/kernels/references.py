@@ -186,8 +186,12 @@ def reference_capacity(n: int) -> int:
 
 @njit(cache=True, nogil=True)
 def set_parts(bits, ids, counts):
-    """Set the bit of every id referenced_in_block found; returns `bits`, grown as needed."""
+    """Add every id referenced_in_block found to the set `bits`; returns the set (which
+    may be new arrays: see bitmaps.add)."""
     cap = ids.size // counts.size
+    found = np.empty(counts.sum(), dtype=ids.dtype)
+    k = 0
     for p in range(counts.size):
-        bits = set_bits(bits, ids[p * cap : p * cap + counts[p]])
-    return bits
+        found[k : k + counts[p]] = ids[p * cap : p * cap + counts[p]]
+        k += counts[p]
+    return set_bits(bits, found)

@@ -8,10 +8,11 @@ in memory at once.
 
 What the rules must remember, and nothing more:
 - per client: available, held, and flags (has an account, locked): 65,536 slots;
-- which tx ids were claimed by a deposit or withdrawal row: a bitmap, grown to the largest
-  id seen (512 MiB at most, for the full u32 range);
+- which tx ids were claimed by a deposit or withdrawal row: a set of ids
+  (kernels/bitmaps.py) whose memory follows the ids claimed, a bit each where they are
+  dense, never more than about 8 bytes each, whatever the largest id;
 - the deposits and withdrawals that some later dispute, resolve or chargeback names: one
-  slot per such tx id, found by rank in the `referenced` bitmap built by a first pass.
+  slot per such tx id, found by rank in the `referenced` set built by a first pass.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from ..codes import (
     UNKNOWN_TX,
     WITHDRAWAL,
 )
-from .bitmaps import grow_bitmap, slot, word_bit
+from .bitmaps import CONTAINER_WORDS, add_in_place, make_room, slot_in_array, slots
+from .bits import popcount
 
 # Account flags.
 EXISTS = np.uint8(1)
@@ -66,11 +68,11 @@ def apply_batch(rows, accounts, claimed, references, counts, preclaimed=None):
         the referenced deposit's amount, so the batch's events carry what moved.
     accounts : tuple of arrays, one entry per client
         ``(available, held, flags)``: balances in units, EXISTS and LOCKED bits.
-    claimed : uint64 array
-        Bitmap of the tx ids claimed so far (kernels/bitmaps.py).
-    references : tuple of arrays
-        ``(referenced, rank, slot_client, slot_amount, slot_state)``: the bitmap of the
-        tx ids some reference names, its rank index, and one slot per such id.
+    claimed : set of tx ids (kernels/bitmaps.py)
+        The tx ids claimed so far.
+    references : tuple
+        ``(referenced, rank, slot_client, slot_amount, slot_state)``: the set of the tx
+        ids some reference names, its rank index, and one slot per such id.
     counts : tuple of arrays
         ``(outcomes, applied)``: rows by status code, accepted rows by kind; the batch's
         rows are added.
@@ -82,35 +84,102 @@ def apply_batch(rows, accounts, claimed, references, counts, preclaimed=None):
 
     Returns
     -------
-    uint64 array
-        `claimed`, grown if this batch claimed a larger id.
+    set of tx ids
+        `claimed` with this batch's claims: the same arrays, or new ones if they had to
+        grow (kernels/bitmaps.py `make_room`).
+    """
+    kinds, status = rows[0], rows[4]
+    outcomes, applied = counts
+    start = 0
+    while True:
+        start = _decide(rows, accounts, claimed, references, preclaimed, start)
+        if start == kinds.size:
+            break
+        # Row `start` claims an id for which the claimed set needs room first. The set
+        # is rebound out here only, so the loop in _decide keeps its arrays in place.
+        claimed = make_room(claimed)
+
+    for i in range(kinds.size):
+        outcomes[status[i]] += 1
+        if status[i] == APPLIED:
+            applied[kinds[i]] += 1
+    return claimed
+
+
+@njit(cache=True)
+def _decide(rows, accounts, claimed, references, preclaimed, start):
+    """apply_batch's loop over the rows from `start` on. Returns kinds.size when all are
+    done, or the row whose claim needs room in `claimed` first (bitmaps.make_room);
+    nothing of that row is done yet but `flags[c] |= EXISTS`, which a second try does
+    again to no effect.
+
+    The look-ups in the two sets are spelt out here (kernels/bitmaps.py says how a set
+    is laid out): an id in the flat part of a set is a plain bitmap's word; another in a
+    bitmap container goes through `size` and `off`; the rare rest calls bitmaps. A
+    helper taking the sets' arrays would cost a reference count per array and row, and
+    indices are unsigned because numba checks a signed one for a negative value first.
     """
     kinds, clients, txs, amounts, status = rows
     available, held, flags = accounts
     referenced, rank, slot_client, slot_amount, slot_state = references
-    outcomes, applied = counts
-    top = -1
-    for i in range(kinds.size):
-        if (kinds[i] == DEPOSIT or kinds[i] == WITHDRAWAL) and np.int64(txs[i]) > top:
-            top = np.int64(txs[i])
-    claimed = grow_bitmap(claimed, top)
+    # The sets' arrays, taken apart once.
+    ref_size, ref_off, ref_words, _, ref_used = referenced
+    ref_rank = rank[1]
+    ref_flat = np.uint64(ref_used[2]) << np.uint64(16)
+    claimed_size, claimed_off, claimed_words, _, claimed_used = claimed
+    claimed_flat = np.uint64(claimed_used[2]) << np.uint64(16)
+    word_mask = np.uint64(CONTAINER_WORDS - 1)
+
+    def slot_of(t, high, w, bit):
+        """The slot of tx t (high: its container, w: its word there, bit: its mask):
+        -1 if no row references it. Inlined where it is called, reading the arrays
+        above as they are."""
+        if t < ref_flat:
+            p = t >> np.uint64(6)
+            word = ref_words[p]
+            if word & bit:
+                return np.int64(ref_rank[p]) + np.int64(popcount(word & (bit - np.uint64(1))))
+            return np.int64(-1)
+        if ref_size[high] < 0:
+            p = np.uint64(ref_off[high]) + w
+            word = ref_words[p]
+            if word & bit:
+                return np.int64(ref_rank[p]) + np.int64(popcount(word & (bit - np.uint64(1))))
+            return np.int64(-1)
+        if ref_size[high] == 0:
+            return np.int64(-1)
+        return slot_in_array(referenced, rank, t)
 
     for i in range(kinds.size):
         kind = kinds[i]
-        if kind == NONE:
-            continue  # blank or malformed: not a command, names no account
+        if kind == NONE or i < start:
+            continue  # blank or malformed: not a command, names no account; or done
         c = clients[i]
         flags[c] |= EXISTS
-        tx = txs[i]
+        t = np.uint64(txs[i])
+        high = t >> np.uint64(16)  # the id's container
+        w = (t >> np.uint64(6)) & word_mask  # its word there, if a bitmap
+        bit = np.uint64(1) << (t & np.uint64(63))
 
         if kind == DEPOSIT or kind == WITHDRAWAL:
             # A deposit or withdrawal row claims its tx id when read, whatever happens
             # next: even on a locked account.
-            w, bit = word_bit(tx)
-            was_claimed = claimed[w] & bit
+            if t < claimed_flat:
+                p = t >> np.uint64(6)
+                was_claimed = claimed_words[p] & bit != 0
+                claimed_words[p] |= bit
+            elif claimed_size[high] < 0:
+                p = np.uint64(claimed_off[high]) + w
+                was_claimed = claimed_words[p] & bit != 0
+                claimed_words[p] |= bit
+            else:
+                was = add_in_place(claimed, t)
+                if was < 0:
+                    return i
+                was_claimed = was == 1
+                claimed_flat = np.uint64(claimed_used[2]) << np.uint64(16)
             if preclaimed is not None and preclaimed[i]:
-                was_claimed = bit
-            claimed[w] |= bit
+                was_claimed = True
             if flags[c] & LOCKED:
                 status[i] = ACCOUNT_LOCKED
                 continue
@@ -132,7 +201,7 @@ def apply_batch(rows, accounts, claimed, references, counts, preclaimed=None):
                 available[c] -= a
                 new_state = WITHDRAWN
             status[i] = APPLIED
-            s = slot(tx, referenced, rank)
+            s = slot_of(t, high, w, bit)
             if s >= 0:
                 slot_client[s] = c
                 slot_amount[s] = a
@@ -142,8 +211,8 @@ def apply_batch(rows, accounts, claimed, references, counts, preclaimed=None):
         if flags[c] & LOCKED:
             status[i] = ACCOUNT_LOCKED
             continue
-        # dispute, resolve, chargeback: find the referenced tx.
-        s = slot(tx, referenced, rank)
+        # dispute, resolve, chargeback: the referenced tx is in slot s.
+        s = slot_of(t, high, w, bit)
         if s < 0 or slot_state[s] == EMPTY:
             status[i] = UNKNOWN_TX
             continue
@@ -182,12 +251,7 @@ def apply_batch(rows, accounts, claimed, references, counts, preclaimed=None):
                 flags[c] |= LOCKED
         amounts[i] = a
         status[i] = APPLIED
-
-    for i in range(kinds.size):
-        outcomes[status[i]] += 1
-        if status[i] == APPLIED:
-            applied[kinds[i]] += 1
-    return claimed
+    return kinds.size
 
 
 @njit(cache=True)
@@ -195,8 +259,9 @@ def restore_slots(txs, clients, amounts, states, references):
     """Fill the slots of referenced tx ids from a nightly ledger's rows; later rows win.
     `references`: as apply_batch takes them."""
     referenced, rank, slot_client, slot_amount, slot_state = references
+    slot_of = slots(referenced, rank, txs, np.empty(txs.size, dtype=np.int64))
     for i in range(txs.size):
-        s = slot(txs[i], referenced, rank)
+        s = slot_of[i]
         if s >= 0:
             slot_client[s] = clients[i]
             slot_amount[s] = amounts[i]

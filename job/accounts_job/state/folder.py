@@ -24,7 +24,6 @@ from ..engine.ledger import Ledger
 from ..errors import NotAState, StateBusy, StateError, StateWriteError, UsageError
 from ..faults import crash_point
 from ..io.schemas import decimal_to_units
-from ..kernels.bitmaps import rank_index
 from ..kernels.rules import restore_slots
 from .files import (
     BALANCES_SCHEMA,
@@ -50,11 +49,6 @@ class Claimed:
 
     words: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint32))
     bits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
-
-
-def claimed_count(ledger: Ledger) -> int:
-    """How many tx ids `ledger` holds claimed."""
-    return int(np.bitwise_count(ledger.claimed).sum())
 
 
 class StateDir:
@@ -232,22 +226,18 @@ class StateDir:
             t = self._whole(manifest, manifest.claimed)
             words = t.column("word").to_numpy()
             bits = t.column("bits").to_numpy()
-            claimed = np.zeros(int(words.max()) + 1 if words.size else 1, dtype=np.uint64)
-            claimed[words] = bits
-            ledger.claimed = claimed
+            ledger.restore_claimed(words, bits)
             earlier = Claimed(words, bits)
         # Only ids both referenced tonight and claimed before can be in the ledgers.
-        n = min(ledger.referenced.size, ledger.claimed.size)
-        wanted = ledger.referenced[:n] & ledger.claimed[:n]
-        if not wanted.any():
+        wanted = ledger.referenced_claimed()
+        if not wanted.size:
             return earlier
-        wanted_rank, _ = rank_index(wanted)
         for name in manifest.ledgers:
             with self._ledger(manifest, name) as f:
                 meta = f.metadata
                 for g in range(meta.num_row_groups):
                     lo, hi = tx_range(meta.row_group(g))
-                    if not _any_in_range(wanted, wanted_rank, lo, hi):
+                    if not _any_in_range(wanted, lo, hi):
                         continue
                     try:
                         t = f.read_row_group(g)
@@ -304,7 +294,7 @@ class StateDir:
             counts={
                 "accounts": int(np.count_nonzero(ledger.flags)),
                 "locked_accounts": ledger.locked_accounts(),
-                "claimed_tx_ids": claimed_count(ledger),
+                "claimed_tx_ids": ledger.claimed_count(),
                 "ledger_rows": manifest.counts.get("ledger_rows", 0) + ledger_rows,
             },
             version=version,
@@ -316,9 +306,9 @@ class StateDir:
         )
         balances = ledger.accounts().drop_columns(["total"])  # total = available + held
         assert balances.schema == BALANCES_SCHEMA
-        words = np.flatnonzero(ledger.claimed)
+        words, bits = ledger.claimed_words()
         claimed = pa.table(
-            [pa.array(words, pa.uint32()), pa.array(ledger.claimed[words], pa.uint64())],
+            [pa.array(words, pa.uint32()), pa.array(bits, pa.uint64())],
             schema=CLAIMED_SCHEMA,
         )
         writing = self.path  # for the message, if writing fails
@@ -506,15 +496,6 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _any_in_range(bits: np.ndarray, rank: np.ndarray, lo: int, hi: int) -> bool:
-    """Whether any bit in [lo, hi] is set; `rank[w]` counts the set bits before word w
-    (kernel.rank_index)."""
-    lo_w, hi_w = lo >> 6, hi >> 6
-    hi_mask = (2 << (hi & 63)) - 1  # bits 0 .. hi of hi's word
-    if hi_w >= bits.size:  # past the bitmap: up to its last bit
-        hi_w, hi_mask = bits.size - 1, (1 << 64) - 1
-    if lo_w > hi_w:
-        return False
-    below_lo = int(rank[lo_w]) + (int(bits[lo_w]) & ((1 << (lo & 63)) - 1)).bit_count()
-    upto_hi = int(rank[hi_w]) + (int(bits[hi_w]) & hi_mask).bit_count()
-    return upto_hi > below_lo
+def _any_in_range(ids: np.ndarray, lo: int, hi: int) -> bool:
+    """Whether any of the sorted `ids` lies in [lo, hi]."""
+    return bool(np.searchsorted(ids, lo) < np.searchsorted(ids, hi, side="right"))

@@ -19,7 +19,7 @@ from ..engine.summary import Summary
 from ..errors import AlreadyApplied, ProbableResend, StateWriteError, UsageError
 from ..kernels.rules import DEPOSITED, WITHDRAWN
 from .files import LedgerWriter
-from .folder import Claimed, StateDir, claimed_count
+from .folder import Claimed, StateDir
 from .manifest import KEY_ENV, AppliedFile, Manifest, now
 
 # A probable re-send (docs/rules.md §7): more than half of the tx ids tonight's deposits
@@ -145,7 +145,7 @@ class Night:
             return
         earlier = int(np.bitwise_count(self._earlier.bits).sum())
         # Tonight's distinct claimed ids: the repeated ones and the new ones.
-        claimed = repeated + claimed_count(ledger) - earlier
+        claimed = repeated + ledger.claimed_count() - earlier
         if 2 * repeated > claimed:
             raise ProbableResend(
                 f"{self.input} looks like a file already applied, sent again: {repeated:,} "
