@@ -42,7 +42,7 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, status)
 def run_measured(path: Path, folder: Path) -> tuple[int, dict]:
     """Run the installed job on `path` as a process: (its peak RSS in bytes, summary)."""
     summary = folder / f"{path.stem}-summary.json"
-    args = [console_script(), "run", path, "--out", folder / f"{path.stem}.csv"]
+    args = [console_script(), "run", path, "--out", folder / f"{path.stem}.accounts.csv"]
     args += ["--summary", summary, "--quiet"]
     done = subprocess.run(
         [sys.executable, "-c", PEAK, *map(str, args)], capture_output=True, timeout=600
@@ -203,6 +203,7 @@ def test_nights_with_huge_ids_give_what_one_run_gives(tmp_path):
     night2 += [f"chargeback,{k % 9},{t}," for k, t in enumerate(spread) if k % 9 == 3]
     night2 += [f"deposit,1,{TOP},5", f"dispute,4,{TOP - 1},", f"dispute,0,{TOP},"]
     state = tmp_path / "state"
+    accounts_job.init_state(state)
     rejects = []
     for n, rows in enumerate((night1, night2)):
         path = tmp_path / f"night-{n}.csv"
