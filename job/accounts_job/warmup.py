@@ -1,19 +1,33 @@
 """Compiling every kernel the job can use, ahead of the first real run.
 
-numba compiles a kernel on its first call and caches the machine code on disk; a fresh
-install (a new container, a new Dask worker node, CI) pays for that once. `warm()` pays it
-on purpose, at image-build or worker-start time: it runs the job over small sample files
-that take every path a real run can take (both parsers, every reject, the nightly state,
-the sharded run), so that each kernel is compiled, or loaded from the cache, for every
-signature a run will ask for. Running it again only loads.
+numba compiles a kernel on its first call and caches the machine code on disk
+(kernels/_cache.py says where, and for which CPU); a fresh install (a new container, a new
+Dask worker node, CI) pays for that once. `warm()` pays it on purpose, at image-build or
+worker-start time: it runs the job over small sample files that take every path a real
+run can take (both parsers, every reject, the nightly state, the sharded run), so that
+each kernel is compiled, or loaded from the cache, for every signature a run will ask
+for. Running it again only loads.
+
+This module is also a Dask preload (`dask worker ... --preload accounts_job.warmup`):
+each worker warms itself when it starts, before it takes tasks; workers on one machine
+take turns, so the first compiles and the others load. And `compile_notice` says so on
+stderr when a run has to compile after all.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
+
+from numba.core import config, event
 
 # The samples: every command and every reject reason, both header layouts, quotes,
 # padding, CRLF, a NUL byte, bytes that are not UTF-8, blank lines, and a second night
@@ -73,27 +87,46 @@ class Warmed:
     seconds : float
         Wall time of the whole warm-up.
     compiled : int
-        Kernel signatures compiled now (0 when the cache already held them all).
+        Kernel signatures compiled now (0 when the cache already held them all); a
+        kernel compiled on the way by another counts too.
     loaded : int
-        Kernel signatures loaded from the cache.
+        Kernel signatures loaded from the cache (the kernels a run calls; those they
+        call come with them).
     cache_dirs : list of str
         The folders the kernels' machine code is cached in.
+    cpu : str
+        The CPU the kernels are compiled for (a level such as x86-64-v3, or this CPU's
+        model name).
     """
 
     seconds: float
     compiled: int
     loaded: int
     cache_dirs: list[str]
+    cpu: str
 
 
 def warm() -> Warmed:
-    """Compile, or load from the cache, every kernel a run of this package can use."""
+    """Compile, or load from the cache, every kernel a run of this package can use.
+
+    Processes on one machine that warm at the same time take turns (a lock file in the
+    cache folder), so that the kernels are compiled once, not once per process.
+
+    Returns
+    -------
+    Warmed
+        What it compiled and loaded, how long it took, and where the cache is.
+    """
     from .distributed.sharded import InProcess, process_sharded
     from .job import process
     from .state.folder import StateDir
 
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="accounts-job-warmup-") as tmp:
+    before = _cache_counts()
+    with (
+        _one_at_a_time(cache_dirs()),
+        tempfile.TemporaryDirectory(prefix="accounts-job-warmup-") as tmp,
+    ):
         folder = Path(tmp)
         files = {}
         for name, data in (
@@ -118,8 +151,14 @@ def warm() -> Warmed:
         _init_state(state)
         for name in ("night-1.csv", "night-2.csv"):
             process(files[name], state=state, accounts_to=folder / f"{name}.accounts.csv")
-    compiled, loaded, dirs = _cache_counts()
-    return Warmed(time.perf_counter() - started, compiled, loaded, dirs)
+    after = _cache_counts()
+    return Warmed(
+        seconds=time.perf_counter() - started,
+        compiled=after[0] - before[0],
+        loaded=after[1] - before[1],
+        cache_dirs=cache_dirs(),
+        cpu=cpu_target(),
+    )
 
 
 def _init_state(state: object) -> None:
@@ -129,7 +168,7 @@ def _init_state(state: object) -> None:
         init()
 
 
-def kernels() -> list[object]:
+def kernels() -> list[Any]:
     """Every compiled kernel of the package (numba dispatchers), module by module."""
     import importlib
     import pkgutil
@@ -147,13 +186,121 @@ def kernels() -> list[object]:
     return found
 
 
-def _cache_counts() -> tuple[int, int, list[str]]:
+def cache_dirs() -> list[str]:
+    """The folders the kernels' machine code is cached in (one, unless numba was told
+    otherwise for some)."""
+    dirs = {getattr(getattr(k, "_cache", None), "cache_path", None) for k in kernels()}
+    return sorted(d for d in dirs if d)
+
+
+def cpu_target() -> str:
+    """The CPU the kernels are compiled for: a level such as x86-64-v3, or a model name."""
+    if config.CPU_NAME:
+        return config.CPU_NAME
+    import llvmlite.binding as ll
+
+    return ll.get_host_cpu_name()
+
+
+def _cache_counts() -> tuple[int, int]:
     compiled = loaded = 0
-    dirs = set()
     for kernel in kernels():
-        compiled += sum(kernel._cache_misses.values())  # type: ignore[attr-defined]
-        loaded += sum(kernel._cache_hits.values())  # type: ignore[attr-defined]
-        cache = getattr(kernel, "_cache", None)
-        if cache is not None and hasattr(cache, "cache_path"):
-            dirs.add(cache.cache_path)
-    return compiled, loaded, sorted(dirs)
+        compiled += sum(kernel._cache_misses.values())
+        loaded += sum(kernel._cache_hits.values())
+    return compiled, loaded
+
+
+@contextlib.contextmanager
+def _one_at_a_time(folders: list[str]) -> Iterator[None]:
+    """Hold an exclusive lock on a file in the first cache folder, where locks exist."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, each process may compile
+        yield
+        return
+    try:
+        fd = os.open(os.path.join(folders[0], "accounts-job-warmup.lock"), os.O_RDWR | os.O_CREAT)
+    except (OSError, IndexError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+# Saying it when a run compiles.
+
+_KERNELS = __name__.rpartition(".")[0] + ".kernels"
+
+
+class _Notice(event.Listener):
+    """On the first compile of one of the package's kernels, one line on `stream`."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        self.said = False
+
+    def on_start(self, ev: event.Event) -> None:
+        dispatcher = ev.data["dispatcher"]
+        if self.said or not dispatcher.py_func.__module__.startswith(_KERNELS + "."):
+            return
+        self.said = True
+        where = getattr(getattr(dispatcher, "_cache", None), "cache_path", None) or "the cache"
+        # Looked up now, not when the run started: a progress bar on stderr replaces
+        # sys.stderr while it shows, and prints what is written to it above the bar.
+        stream = self.stream or sys.stderr
+        print(
+            f"accounts-job: compiling the job's kernels: {where} holds no compiled code for "
+            f"this version and CPU ({cpu_target()}) yet; this takes a while, once "
+            "(`accounts-job warmup` does it ahead of time)",
+            file=stream,
+            flush=True,
+        )
+
+    def on_end(self, ev: event.Event) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def compile_notice(stream: TextIO | None = None) -> Iterator[None]:
+    """While inside, the first kernel that numba has to compile prints one line first,
+    saying what is going on and what to do about it.
+
+    numba reports a compile only once its cache missed, so this costs nothing when
+    everything loads.
+
+    Parameters
+    ----------
+    stream : text stream, optional
+        Where the line goes; `sys.stderr` (as it is at that moment) when None.
+    """
+    notice = _Notice(stream)
+    with event.install_listener("numba:compile", notice):
+        yield
+
+
+# A Dask preload: `dask worker tcp://SCHEDULER:8786 --preload accounts_job.warmup`.
+
+
+async def dask_setup(worker: Any) -> None:
+    """Warm a Dask worker's kernels as it starts, before it takes tasks.
+
+    Dask calls this for `dask worker ... --preload accounts_job.warmup` (and
+    `--cluster local:N` preloads its workers so). The warm-up runs in a thread, so that
+    the worker's event loop stays free while it compiles; a worker that has to compile
+    says so on its stderr.
+
+    Parameters
+    ----------
+    worker : distributed.Worker
+        The worker starting. What the warm-up did is kept as its
+        `accounts_job_warmed` attribute (a `Warmed`).
+    """
+
+    def go() -> Warmed:
+        with compile_notice():
+            return warm()
+
+    worker.accounts_job_warmed = await asyncio.to_thread(go)

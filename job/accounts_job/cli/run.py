@@ -6,6 +6,7 @@ whole or absent, the state committed last); this module only reads options and p
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ import typer
 from ..engine.parser import DEFAULT_BATCH_SIZE
 from ..errors import AlreadyApplied
 from ..job import process
+from ..warmup import compile_notice
 from .app import app, guarded
 from .progress import progress_bar
 
@@ -105,8 +107,10 @@ def run(
 
     def go() -> None:
         bar = not quiet and sys.stderr.isatty() and cluster is None
+        # A run that must compile the kernels first says so, once (not with --quiet).
+        notice = compile_notice() if not quiet else contextlib.nullcontext()
         try:
-            with progress_bar(Path(input), enabled=bar) as progress:
+            with notice, progress_bar(Path(input), enabled=bar) as progress:
                 result = process(
                     input,
                     accounts_to=out if out is not None else sys.stdout.buffer,
