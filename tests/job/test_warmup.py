@@ -269,9 +269,15 @@ def _is_x86_64() -> bool:
 
 
 CPU = """
+import os
+import llvmlite.binding as ll
 from numba.core import config
 import accounts_job
-print(config.CPU_NAME, repr(config.CPU_FEATURES))
+# numba re-reads its settings from the environment when a NUMBA_ variable changes (as a
+# Dask nanny's does in a new worker): the choice must survive that.
+os.environ["NUMBA_NUM_THREADS"] = "1"
+config.reload_config()
+print(config.CPU_NAME.replace(ll.get_host_cpu_name(), "HOST"), repr(config.CPU_FEATURES))
 """
 
 
@@ -281,7 +287,7 @@ print(config.CPU_NAME, repr(config.CPU_FEATURES))
         ({}, "x86-64-v"),
         ({"NUMBA_CPU_NAME": "x86-64-v2", "NUMBA_CPU_FEATURES": ""}, "x86-64-v2 ''"),
         ({"NUMBA_CPU_NAME": "skylake"}, "skylake None"),
-        ({"NUMBA_CPU_NAME": "host"}, "None None"),
+        ({"NUMBA_CPU_NAME": "host"}, "HOST None"),
     ],
 )
 def test_the_cpu_target_and_the_users_choice(env: dict[str, str], expected: str) -> None:

@@ -62,24 +62,40 @@ def install() -> None:
 def choose_cpu_target() -> str | None:
     """Compile for the highest x86-64 level this CPU has (see the module docstring);
     returns the CPU name chosen, or None when numba's own choice stands."""
+    import llvmlite.binding as ll
+
     if config.CPU_NAME is not None:  # NUMBA_CPU_NAME or .numba_config.yaml: theirs
-        if config.CPU_NAME == "host":
-            config.CPU_NAME = None  # numba's default: this CPU
+        if config.CPU_NAME == "host":  # numba's default, this CPU, by its name
+            _set(ll.get_host_cpu_name(), config.CPU_FEATURES)
         return None
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return None
-    import llvmlite.binding as ll
-
     have = {name for name, on in ll.get_host_cpu_features().items() if on}
     for name, needs in LEVELS:
         if needs <= have:
-            # numba reads both when it creates its code generator, which happens when the
-            # first kernel is defined: this runs before (kernels/__init__.py). Features ""
-            # means "those of the named CPU", not this machine's.
-            config.CPU_NAME = name
-            config.CPU_FEATURES = ""
+            # Features "": those of the named CPU, not this machine's.
+            _set(name, "")
             return name
     return None
+
+
+def _set(name: str, features: str | None) -> None:
+    """Make numba compile for CPU `name` with `features` (None: this machine's).
+
+    numba reads both when it creates its code generator, which happens when the first
+    kernel is defined: install() runs before that. They also go into the environment,
+    because numba re-reads its settings from there whenever a NUMBA_ variable changed
+    (a Dask nanny sets NUMBA_NUM_THREADS in a worker after the import, say), which would
+    otherwise undo the choice half-way: the code compiled for one target, the cache's key
+    naming another. Processes started from here inherit the choice, as they should.
+    """
+    os.environ["NUMBA_CPU_NAME"] = name
+    config.CPU_NAME = name
+    if features is None:
+        os.environ.pop("NUMBA_CPU_FEATURES", None)
+    else:
+        os.environ["NUMBA_CPU_FEATURES"] = features
+    config.CPU_FEATURES = features
 
 
 class PackageLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
