@@ -29,11 +29,13 @@ LAYERS: list[set[str]] = [
 # What the compiled kernels may import from outside the package. The standard library
 # modules are for kernels/_cache.py, which tells numba where the kernels' cache lives.
 KERNEL_LIBRARIES = {"__future__", "numpy", "numba", "llvmlite"} | {
+    "collections",
     "contextlib",
     "itertools",
     "os",
     "pickle",
     "platform",
+    "stat",
     "sys",
     "tempfile",
     "uuid",

@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -361,6 +362,49 @@ def test_a_stale_source_cache_is_not_copied(warmed, tmp_path) -> None:
     locator.get_source_stamp = lambda: b"another source"  # type: ignore[method-assign]
     locator.seed(kernel._cache.cache_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_locator_falls_back_to_a_writable_folder_seeded_from_the_package(
+    warmed, monkeypatch, tmp_path
+) -> None:
+    """Where `__pycache__` cannot be written: the user's cache folder, else a private
+    folder in the temp folder, each seeded; with NUMBA_CACHE_DIR, that folder only. (The
+    read-only mount above shows the same end to end, where mounting is allowed.)"""
+    kernel = gather_lines
+    stem = kernel._cache._impl.filename_base
+    in_tree = kernel._cache.cache_path
+    refused = {in_tree}
+    real = _cache.PackageLocator.ensure_cache_path
+
+    def ensure(self) -> None:
+        if self.get_cache_path() in refused:
+            raise PermissionError("read-only")
+        real(self)
+
+    monkeypatch.setattr(_cache.PackageLocator, "ensure_cache_path", ensure)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+
+    def locate() -> Path:
+        source = kernel.py_func.__code__.co_filename
+        locator = _cache.PackageLocator.from_function(kernel.py_func, source)
+        assert locator is not None
+        folder = Path(locator.get_cache_path())
+        assert (
+            index_entries(folder / f"{stem}.nbi").keys()
+            == index_entries(Path(in_tree) / f"{stem}.nbi").keys()
+        )
+        return folder
+
+    user = locate()
+    assert user.is_relative_to(tmp_path / "xdg" / "numba")
+    refused.add(str(user))
+    private = locate()
+    assert private.parent == tmp_path / "tmp" / f"accounts-job-numba-cache-{os.getuid()}"
+    assert private.parent.stat().st_mode & 0o777 == 0o700
+    monkeypatch.setattr(_cache.config, "CACHE_DIR", str(tmp_path / "env"))
+    assert locate().is_relative_to(tmp_path / "env")
 
 
 def test_the_locator_serves_only_this_package(tmp_path) -> None:

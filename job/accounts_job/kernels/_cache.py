@@ -32,9 +32,11 @@ import itertools
 import os
 import pickle
 import platform
+import stat
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 
 import numba
 from numba.core import config
@@ -180,18 +182,20 @@ class PackageLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
         )
 
 
-def _folders(py_file: str, in_tree: str) -> list[str]:
-    """Where a kernel of `py_file` may be cached, in order of preference."""
+def _folders(py_file: str, in_tree: str) -> Iterator[str]:
+    """Where a kernel of `py_file` may be cached, in order of preference (lazily: the
+    temp folder is made only when it comes to that)."""
     # numba's own name for a source folder under a cache root: its name and a hash of
-    # its path, so two installs of the package never share a folder.
+    # its path, so that two installs of the package never share a folder.
     sub = _CacheLocator.get_suitable_cache_subpath(py_file)
     if config.CACHE_DIR:  # NUMBA_CACHE_DIR: the user's choice, and the only one
-        return [os.path.join(config.CACHE_DIR, sub)]
-    folders = [in_tree, os.path.join(AppDirs(appname="numba", appauthor=False).user_cache_dir, sub)]
+        yield os.path.join(config.CACHE_DIR, sub)
+        return
+    yield in_tree
+    yield os.path.join(AppDirs(appname="numba", appauthor=False).user_cache_dir, sub)
     private = _private_temp_folder()
     if private is not None:
-        folders.append(os.path.join(private, sub))
-    return folders
+        yield os.path.join(private, sub)
 
 
 def _private_temp_folder() -> str | None:
@@ -206,7 +210,8 @@ def _private_temp_folder() -> str | None:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return None
-    if st.st_uid != getuid() or st.st_mode & 0o022 or not os.path.isdir(path):
+    # Not a link (its target could be anyone's), ours, and writable by no one else.
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != getuid() or st.st_mode & 0o022:
         return None
     return path
 
