@@ -1,10 +1,11 @@
 """What a fresh install pays to compile the job's kernels, kernel by kernel.
 
-Runs `accounts_job.warmup.warm()` in a new process with an empty numba cache (a private
-NUMBA_CACHE_DIR), records numba's compile events, and prints a Markdown table: each
-kernel and signature, the seconds its compile took including the kernels it compiled
-on the way (inclusive) and without them (own), and the whole warm-up's wall time. Then
-the same again with the cache now full, which should compile nothing.
+Runs `accounts_job.warmup.warm()` in a new process on a copy of the package without any
+compiled code (as a fresh install has it), records numba's compile events, and prints a
+Markdown table: each kernel and signature, the seconds its compile took including the
+kernels it compiled on the way (inclusive) and without them (own), and the whole
+warm-up's wall time. Then the same again with the cache now full, which should compile
+nothing.
 
     python3 -m uv run python benchmarks/compile.py
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 CHILD = r"""
 import json, time
@@ -41,12 +44,15 @@ for ts, ev in recorder.buffer:
             stack[-1][4] += inclusive
         rows.append((module, name, args, inclusive, inclusive - children))
 print(json.dumps({"wall": wall, "rows": rows, "compiled": warmed.compiled,
-                  "loaded": warmed.loaded, "cache": warmed.cache_dirs}))
+                  "loaded": warmed.loaded, "cache": warmed.cache_dirs, "cpu": warmed.cpu}))
 """
 
 
-def run(cache: str) -> dict:
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+def run(site: str) -> dict:
+    # The copy first on the path; no NUMBA_CACHE_DIR, which the job would seed from the
+    # installed package's cache: the copy's own __pycache__, empty at first, is the cache.
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["PYTHONPATH"] = site
     out = subprocess.run(
         [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True
     )
@@ -54,13 +60,22 @@ def run(cache: str) -> dict:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
-        cold = run(cache)
-        warm = run(cache)
+    import accounts_job
+
+    with tempfile.TemporaryDirectory(prefix="accounts-job-fresh-") as site:
+        shutil.copytree(
+            Path(accounts_job.__file__).parent,
+            Path(site) / "accounts_job",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        cold = run(site)
+        warm = run(site)
     rows = sorted(cold["rows"], key=lambda r: -r[4])
-    print(f"cold warm-up: {cold['wall']:.1f} s wall, {cold['compiled']} kernel signatures")
-    print(f"compiled; then warm: {warm['wall']:.2f} s, {warm['compiled']} compiled, ")
-    print(f"{warm['loaded']} loaded\n")
+    print(
+        f"cold warm-up for {cold['cpu']}: {cold['wall']:.1f} s wall, {cold['compiled']} "
+        f"kernel signatures compiled; then warm: {warm['wall']:.2f} s, {warm['compiled']} "
+        f"compiled, {warm['loaded']} loaded\n"
+    )
     print("| kernel | signature | own s | inclusive s |")
     print("|---|---|---:|---:|")
     for module, name, args, inclusive, own in rows:
