@@ -25,6 +25,7 @@ import accounts_job
 import pytest
 from accounts_job.kernels import _cache
 from accounts_job.kernels.gather import gather_lines
+from accounts_job.kernels.lines import last_line_end
 from accounts_job.warmup import compile_notice, kernels, warm
 from support.helpers import console_script, hostile_days, run_on_terminal
 
@@ -418,8 +419,9 @@ def test_the_locator_serves_only_this_package(tmp_path) -> None:
 # `warmup` and the notice of a run that compiles.
 
 
-def forget(site: Path, kernel) -> None:
-    """Remove one kernel's cache index from a copy of the package: it compiles again."""
+def forget(site: Path, kernel=last_line_end) -> None:
+    """Remove one kernel's cache index from a copy of the package: it compiles again.
+    (By default a small kernel that every run calls: quick to compile.)"""
     stem = kernel._cache._impl.filename_base
     (site / "accounts_job" / "kernels" / "__pycache__" / f"{stem}.nbi").unlink()
 
@@ -429,11 +431,11 @@ NOTICE = "accounts-job: compiling the job's kernels"
 
 def test_warmup_compiles_what_is_missing_then_nothing(warmed, tmp_path) -> None:
     site = copy_package(tmp_path)
-    forget(site, gather_lines)
+    forget(site)
     env = environment(tmp_path, site)
     first = script("warmup", env=env)
     assert re.search(r"^compiled [1-9]\d* kernel signatures for \S+ in ", first.stdout, re.M)
-    assert "gather.gather_lines" in kernel_names(SAVED.findall(first.stdout))
+    assert "lines.last_line_end" in kernel_names(SAVED.findall(first.stdout))
     again = script("warmup", env=env)
     assert re.search("^nothing to compile: loaded ", again.stdout, re.MULTILINE)
     assert SAVED.findall(again.stdout) == []
@@ -443,10 +445,9 @@ def test_a_run_that_compiles_says_so_once(warmed, inputs, tmp_path) -> None:
     """One line on stderr when the run has to compile, above the progress bar on a
     terminal; none when it does not, and none with --quiet."""
     site = copy_package(tmp_path)
-    forget(site, gather_lines)
+    forget(site)
     env = environment(tmp_path, site)
-    # The rejects' raw lines are what the forgotten kernel gathers.
-    args = ["run", inputs["night-1"], "--out", tmp_path / "a.csv", "--rejects", tmp_path / "r.csv"]
+    args = ["run", inputs["night-1"], "--out", tmp_path / "a.csv"]
     code, stdout, terminal = run_on_terminal(args, tmp_path, env)
     assert code == 0, terminal
     shown = terminal.decode(errors="replace")
@@ -460,12 +461,8 @@ def test_a_run_that_compiles_says_so_once(warmed, inputs, tmp_path) -> None:
     again = script(*args, env=env)
     assert NOTICE not in again.stderr
     assert "rows read" in again.stderr
-    # Not a terminal: the line comes first, before the summary.
-    forget(site, gather_lines)
-    plain = script(*args, env=env)
-    assert plain.stderr.startswith(NOTICE) and plain.stderr.count(NOTICE) == 1
     # --quiet says nothing, compiling or not.
-    forget(site, gather_lines)
+    forget(site)
     quiet = script(*args, "--quiet", env=env)
     assert SAVED.findall(quiet.stdout)
     assert quiet.stderr == ""
@@ -474,19 +471,22 @@ def test_a_run_that_compiles_says_so_once(warmed, inputs, tmp_path) -> None:
 def test_the_notice_prints_once_per_process_and_only_for_our_kernels(capsys) -> None:
     import numba
 
-    again = numba.njit(gather_lines.py_func)  # a new dispatcher: compiles on first call
-    other = numba.njit(lambda x: x + 1)
-    with compile_notice():
-        other(1)
-        assert capsys.readouterr().err == ""
-        import numpy as np
+    def kernel(x):
+        return x + 1
 
-        data = np.frombuffer(b"a\nb\n", dtype=np.uint8)
-        args = (data, np.array([1, 3], dtype=np.int64), np.array([1], dtype=np.int64))
-        again(*args)
-        numba.njit(gather_lines.py_func)(*args)  # another: still one line
+    def other(x):
+        return x + 2
+
+    kernel.__module__ = "accounts_job.kernels.example"  # one of ours, as numba sees it
+    with compile_notice():
+        numba.njit(other)(1)  # not one of ours: nothing said
+        assert capsys.readouterr().err == ""
+        numba.njit(kernel)(1)
+        numba.njit(kernel)(2.5)  # another compile: still one line
     err = capsys.readouterr().err
     assert err.count(NOTICE) == 1, err
+    numba.njit(kernel)(3)  # outside: nothing
+    assert capsys.readouterr().err == ""
 
 
 # Dask workers warm themselves.
@@ -530,7 +530,7 @@ def test_dask_workers_with_the_preload_compile_once_between_them(warmed, tmp_pat
     loads what the first saved; the one that compiles says so, once."""
     distributed = pytest.importorskip("distributed")
     site = copy_package(tmp_path)
-    forget(site, gather_lines)
+    forget(site)
     env = environment(tmp_path, site, NUMBA_NUM_THREADS="1")
     dask = Path(console_script()).with_name("dask")
     port = _free_port()
@@ -585,7 +585,7 @@ def test_dask_workers_with_the_preload_compile_once_between_them(warmed, tmp_pat
         str(site / "accounts_job" / "kernels" / "__pycache__")
     }
     text = "".join(log.read_text(errors="replace") for log in logs)
-    assert len(re.findall(r"\[cache\] data saved to '.*gather\.gather_lines", text)) == 1
+    assert len(re.findall(r"\[cache\] data saved to '.*lines\.last_line_end", text)) == 1
     assert text.count(NOTICE) == 1
 
 
