@@ -106,11 +106,16 @@ class Warmed:
     cpu: str
 
 
-def warm() -> Warmed:
+def warm(*, sharded_only: bool = False) -> Warmed:
     """Compile, or load from the cache, every kernel a run of this package can use.
 
     Processes on one machine that warm at the same time take turns (a lock file in the
     cache folder), so that the kernels are compiled once, not once per process.
+
+    Parameters
+    ----------
+    sharded_only : bool
+        Only the kernels of a sharded run (`--cluster`), which is all a Dask worker runs.
 
     Returns
     -------
@@ -138,19 +143,21 @@ def warm() -> Warmed:
             files[name] = folder / name
             files[name].write_bytes(data)
         for name in ("canonical.csv", "other.csv"):
-            # Small batches and blocks: several of each, as a large file has.
-            process(
-                files[name],
-                rejects_to=folder / f"{name}.rejects.parquet",
-                events_to=folder / f"{name}.events.parquet",
-                batch_size=4,
-                block_bytes=64,
-            )
+            # Small batches, blocks and chunks: several of each, as a large file has.
             process_sharded(files[name], InProcess(), 2, chunk_bytes=64, batch_size=4)
-        state = StateDir(folder / "state")
-        _init_state(state)
-        for name in ("night-1.csv", "night-2.csv"):
-            process(files[name], state=state, accounts_to=folder / f"{name}.accounts.csv")
+            if not sharded_only:
+                process(
+                    files[name],
+                    rejects_to=folder / f"{name}.rejects.parquet",
+                    events_to=folder / f"{name}.events.parquet",
+                    batch_size=4,
+                    block_bytes=64,
+                )
+        if not sharded_only:
+            state = StateDir(folder / "state")
+            _init_state(state)
+            for name in ("night-1.csv", "night-2.csv"):
+                process(files[name], state=state, accounts_to=folder / f"{name}.accounts.csv")
     after = _cache_counts()
     return Warmed(
         seconds=time.perf_counter() - started,
@@ -288,9 +295,10 @@ async def dask_setup(worker: Any) -> None:
     """Warm a Dask worker's kernels as it starts, before it takes tasks.
 
     Dask calls this for `dask worker ... --preload accounts_job.warmup` (and
-    `--cluster local:N` preloads its workers so). The warm-up runs in a thread, so that
-    the worker's event loop stays free while it compiles; a worker that has to compile
-    says so on its stderr.
+    `--cluster local:N` preloads its workers so). It warms the kernels of the sharded
+    run, the only ones a worker runs. The warm-up runs in a thread, so that the worker's
+    event loop stays free while it compiles; a worker that has to compile says so on its
+    stderr.
 
     Parameters
     ----------
@@ -301,6 +309,6 @@ async def dask_setup(worker: Any) -> None:
 
     def go() -> Warmed:
         with compile_notice():
-            return warm()
+            return warm(sharded_only=True)
 
     worker.accounts_job_warmed = await asyncio.to_thread(go)

@@ -24,6 +24,7 @@ from pathlib import Path
 import accounts_job
 import pytest
 from accounts_job.kernels import _cache
+from accounts_job.kernels.claims import settle_piece
 from accounts_job.kernels.gather import gather_lines
 from accounts_job.kernels.lines import last_line_end
 from accounts_job.warmup import compile_notice, kernels, warm
@@ -526,11 +527,11 @@ def _compiled_so_far() -> int:
 
 def test_dask_workers_with_the_preload_compile_once_between_them(warmed, tmp_path) -> None:
     """`dask worker ... --preload accounts_job.warmup`, two workers on one machine with a
-    kernel missing from the cache: they take turns, so one compiles it and the other
-    loads what the first saved; the one that compiles says so, once."""
+    kernel of the sharded run missing from the cache: they take turns, so one compiles it
+    and the other loads what the first saved; the one that compiles says so, once."""
     distributed = pytest.importorskip("distributed")
     site = copy_package(tmp_path)
-    forget(site)
+    forget(site, settle_piece)
     env = environment(tmp_path, site, NUMBA_NUM_THREADS="1")
     dask = Path(console_script()).with_name("dask")
     port = _free_port()
@@ -585,7 +586,7 @@ def test_dask_workers_with_the_preload_compile_once_between_them(warmed, tmp_pat
         str(site / "accounts_job" / "kernels" / "__pycache__")
     }
     text = "".join(log.read_text(errors="replace") for log in logs)
-    assert len(re.findall(r"\[cache\] data saved to '.*lines\.last_line_end", text)) == 1
+    assert len(re.findall(r"\[cache\] data saved to '.*claims\.settle_piece", text)) == 1
     assert text.count(NOTICE) == 1
 
 
