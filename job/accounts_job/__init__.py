@@ -9,6 +9,7 @@ never from one above (tests/job/test_layers.py checks it):
 - `engine`: the run itself: parser, first pass, ledger, rejects, events, summary;
 - `state`, `distributed`: nightly state on disk; the run sharded by client on Dask;
 - `job`: `process`, which writes every output and commits the state all or nothing;
+- `warmup`: every kernel compiled (or loaded) ahead of a run, for images and Dask workers;
 - `cli`, `explore`: the command line; the notebook's loading, analyses and charts.
 
 The rules the job follows are docs/rules.md.

@@ -23,10 +23,23 @@ LAYERS: list[set[str]] = [
     {"engine"},
     {"state", "distributed"},
     {"job"},
+    {"warmup"},  # runs the job over samples to compile every kernel; cli and Dask use it
     {"cli", "explore"},
 ]
-# What the compiled kernels may import from outside the package.
-KERNEL_LIBRARIES = {"__future__", "numpy", "numba", "llvmlite"}
+# What the compiled kernels may import from outside the package. The standard library
+# modules are for kernels/_cache.py, which tells numba where the kernels' cache lives.
+KERNEL_LIBRARIES = {"__future__", "numpy", "numba", "llvmlite"} | {
+    "collections",
+    "contextlib",
+    "itertools",
+    "os",
+    "pickle",
+    "platform",
+    "stat",
+    "sys",
+    "tempfile",
+    "uuid",
+}
 
 
 def module_name(path: Path) -> str:

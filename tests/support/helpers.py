@@ -147,3 +147,42 @@ def crash_env(crash_at: str | None = None) -> dict[str, str]:
     if crash_at:
         env[ENV] = crash_at
     return env
+
+
+def run_on_terminal(
+    args: list[object], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[int, bytes, bytes]:
+    """Run the script with stderr on a pseudo-terminal (so it draws its progress bar) and
+    stdout into a file: (exit status, stdout, what the terminal showed)."""
+    pty = pytest.importorskip("pty")
+    try:
+        master, slave = pty.openpty()
+    except OSError:
+        pytest.skip("no pseudo-terminal available")
+    stdout_path = cwd / ".stdout"
+    with open(stdout_path, "wb") as stdout:
+        try:
+            proc = subprocess.Popen(
+                [str(console_script()), *map(str, args)],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=slave,
+            )
+        finally:
+            os.close(slave)
+        terminal = bytearray()
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            terminal += chunk
+        os.close(master)
+        code = proc.wait(timeout=600)
+    captured = stdout_path.read_bytes()
+    stdout_path.unlink()
+    return code, captured, bytes(terminal)

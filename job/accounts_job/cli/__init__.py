@@ -6,6 +6,7 @@ each command lives in its own module and registers itself on the app when import
 
 from . import run as _run  # noqa: F401
 from . import state as _state  # noqa: F401
+from . import warmup as _warmup  # noqa: F401
 from .app import app, entry_point
 
 __all__ = ["app", "entry_point"]

@@ -1,6 +1,6 @@
 """The Typer app, and fatal errors as one line on stderr and a documented exit status.
 
-The commands (cli/run.py, cli/state.py) register themselves on `app`.
+The commands (cli/run.py, cli/state.py, cli/warmup.py) register themselves on `app`.
 """
 
 from __future__ import annotations

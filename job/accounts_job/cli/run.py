@@ -6,6 +6,7 @@ whole or absent, the state committed last); this module only reads options and p
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,7 @@ from ..engine.parser import DEFAULT_BATCH_SIZE
 from ..errors import AlreadyApplied, UsageError
 from ..job import process
 from ..state.manifest import state_key as read_state_key
+from ..warmup import compile_notice
 from .app import app, guarded
 from .progress import progress_bar
 
@@ -155,8 +157,10 @@ def run(
             raise UsageError("--state-key-file and --allow-resend go with --state")
         key = read_state_key(key_file=state_key_file) if state_key_file is not None else None
         bar = not quiet and sys.stderr.isatty() and cluster is None
+        # A run that must compile the kernels first says so, once (not with --quiet).
+        notice = compile_notice() if not quiet else contextlib.nullcontext()
         try:
-            with progress_bar(Path(input), enabled=bar) as progress:
+            with notice, progress_bar(Path(input), enabled=bar) as progress:
                 result = process(
                     input,
                     accounts_to=out if out is not None else sys.stdout.buffer,

@@ -179,6 +179,8 @@ def connect(
             threads = max(1, (os.cpu_count() or 1) // workers)
             cluster = stack.enter_context(
                 distributed.LocalCluster(
+                    # Workers warm their kernels as they start, taking turns: one compiles.
+                    preload=["accounts_job.warmup"],
                     n_workers=workers,
                     threads_per_worker=1,
                     processes=True,
