@@ -123,8 +123,7 @@ def warm(*, sharded_only: bool = False) -> Warmed:
         What it compiled and loaded, how long it took, and where the cache is.
     """
     from .distributed.sharded import InProcess, process_sharded
-    from .job import process
-    from .state.folder import StateDir
+    from .job import init_state, process
 
     started = time.perf_counter()
     before = _cache_counts()
@@ -154,8 +153,8 @@ def warm(*, sharded_only: bool = False) -> Warmed:
                     block_bytes=64,
                 )
         if not sharded_only:
-            state = StateDir(folder / "state")
-            _init_state(state)
+            state = folder / "state"
+            init_state(state)
             for name in ("night-1.csv", "night-2.csv"):
                 process(files[name], state=state, accounts_to=folder / f"{name}.accounts.csv")
     after = _cache_counts()
@@ -166,13 +165,6 @@ def warm(*, sharded_only: bool = False) -> Warmed:
         cache_dirs=cache_dirs(),
         cpu=cpu_target(),
     )
-
-
-def _init_state(state: object) -> None:
-    """A fresh state folder, as `accounts-job state init` makes it."""
-    init = getattr(state, "init", None)
-    if init is not None:
-        init()
 
 
 def kernels() -> list[Any]:
