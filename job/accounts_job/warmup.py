@@ -29,6 +29,8 @@ from typing import Any, TextIO
 
 from numba.core import config, event
 
+from .faults import suspended
+
 # The samples: every command and every reject reason, both header layouts, quotes,
 # padding, CRLF, a NUL byte, bytes that are not UTF-8, blank lines, and a second night
 # that reaches back into the first.
@@ -129,6 +131,7 @@ def warm(*, sharded_only: bool = False) -> Warmed:
     before = _cache_counts()
     with (
         _one_at_a_time(cache_dirs()),
+        suspended(),  # the samples are not the run a crash point aims at
         tempfile.TemporaryDirectory(prefix="accounts-job-warmup-") as tmp,
     ):
         folder = Path(tmp)
@@ -298,6 +301,11 @@ async def dask_setup(worker: Any) -> None:
         The worker starting. What the warm-up did is kept as its
         `accounts_job_warmed` attribute (a `Warmed`).
     """
+
+    # The nanny set this worker's environment after numba was imported (a spawned
+    # process imports the main module first): read it now, before a kernel starts
+    # numba's threads, which fixes their number for the process's life.
+    config.reload_config()
 
     def go() -> Warmed:
         with compile_notice():

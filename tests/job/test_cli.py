@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -33,7 +32,7 @@ from support.example import (
     WORKED_EXAMPLE_REJECTS_RAW,
     WORKED_EXAMPLE_ROWS,
 )
-from support.helpers import REASONS, console_script, run_script
+from support.helpers import REASONS, run_on_terminal, run_script
 from typer.testing import CliRunner
 
 # docs/rules.md §9, the worked example: its input, accounts and rejected rows.
@@ -711,54 +710,17 @@ def test_script_fatal_error(tmp_path: Path) -> None:
     assert listing(tmp_path) == set()
 
 
-def run_with_terminal_stderr(args: list[object], cwd: Path) -> tuple[int, bytes, bytes]:
-    """Run the script with stderr on a pseudo-terminal and stdout into a file."""
-    pty = pytest.importorskip("pty")
-    try:
-        master, slave = pty.openpty()
-    except OSError:
-        pytest.skip("no pseudo-terminal available")
-    stdout_path = cwd / ".stdout"
-    with open(stdout_path, "wb") as stdout:
-        try:
-            proc = subprocess.Popen(
-                [str(console_script()), *map(str, args)],
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=slave,
-            )
-        finally:
-            os.close(slave)
-        terminal = bytearray()
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            terminal += chunk
-        os.close(master)
-        code = proc.wait(timeout=300)
-    captured = stdout_path.read_bytes()
-    stdout_path.unlink()
-    return code, captured, bytes(terminal)
-
-
 def test_terminal_stderr_leaves_stdout_clean(example: Path) -> None:
     """`accounts-job run in.csv > out.csv` in a terminal: the progress bar belongs on stderr;
     stdout must hold exactly the CSV."""
-    code, stdout, terminal = run_with_terminal_stderr(["run", example.name], example.parent)
+    code, stdout, terminal = run_on_terminal(["run", example.name], example.parent)
     assert code == 0
     assert stdout.decode() == EXPECTED_CSV
     assert b"rows read" in terminal
 
 
 def test_quiet_draws_nothing_on_a_terminal(example: Path) -> None:
-    code, stdout, terminal = run_with_terminal_stderr(
-        ["run", example.name, "--quiet"], example.parent
-    )
+    code, stdout, terminal = run_on_terminal(["run", example.name, "--quiet"], example.parent)
     assert code == 0
     assert stdout.decode() == EXPECTED_CSV
     assert terminal == b""

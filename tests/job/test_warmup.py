@@ -93,6 +93,7 @@ def script(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[st
 def nights(inputs: dict[str, Path], out: Path, env: dict[str, str]) -> tuple[list, list]:
     """Both nights as two runs on a fresh state folder: (kernel files loaded, saved)."""
     loaded, saved = [], []
+    script("state", "init", out / "state", env=env)
     for name in ("night-1", "night-2"):
         done = script(
             "run",

@@ -186,6 +186,8 @@ def connect(
                     processes=True,
                     dashboard_address=None,
                     plugins={LocalWorkerSetup(threads, quiet)},
+                    # Read by the preload (warmup.dask_setup) before it runs a kernel.
+                    env={"NUMBA_NUM_THREADS": str(threads)},
                 )
             )
             client = stack.enter_context(distributed.Client(cluster))

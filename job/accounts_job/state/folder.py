@@ -345,6 +345,16 @@ class StateDir:
             self.remove_unlisted(new)
         return new
 
+    def _replace_manifest(self, manifest: Manifest) -> None:
+        """_write_manifest outside a night's commit (state init, state sign): a disk that
+        cannot take it is a StateWriteError."""
+        try:
+            self._write_manifest(manifest)
+        except OSError as e:
+            raise StateWriteError(
+                f"cannot write state folder {self.path}: {e.strerror or e}"
+            ) from None
+
     def _write_manifest(self, new: Manifest) -> None:
         """Replace the manifest with `new` in one rename, after it and the folder are on
         disk (so the rename never names a file the disk does not have)."""
@@ -404,12 +414,7 @@ class StateDir:
             self._check_adoptable()
             manifest = Manifest()
             self.remove_leftovers(manifest)
-            try:
-                self._write_manifest(manifest)
-            except OSError as e:
-                raise StateWriteError(
-                    f"cannot write state folder {self.path}: {e.strerror or e}"
-                ) from None
+            self._replace_manifest(manifest)
             return manifest, True
 
     def _check_adoptable(self) -> None:
@@ -453,12 +458,7 @@ class StateDir:
             if manifest.signed:
                 manifest = self.manifest()  # signed already: with this key, or refused
             self.verify(manifest)
-            try:
-                self._write_manifest(manifest)
-            except OSError as e:
-                raise StateWriteError(
-                    f"cannot write state folder {self.path}: {e.strerror or e}"
-                ) from None
+            self._replace_manifest(manifest)
             return self.manifest()
 
 
