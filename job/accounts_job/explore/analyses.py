@@ -58,7 +58,8 @@ def applied_by_kind(summary: Summary) -> pl.DataFrame:
 def rejected_by_reason(summary: Summary) -> pl.DataFrame:
     """Rejected rows per reason, reasons that occurred only, most frequent first.
 
-    Ties keep SPEC.md's order of reasons, so the table is the same from run to run.
+    Ties keep the code order of reasons (docs/rules.md §8), so the table is the same
+    from run to run.
     """
     counts = [(reason, summary.rejected.get(reason, 0)) for reason in REASON_NAMES.values()]
     counts = sorted((c for c in counts if c[1] > 0), key=lambda c: -c[1])
@@ -165,15 +166,16 @@ def reject_samples(
 ) -> pl.DataFrame:
     """Up to `per_reason` rejected rows of each reason: reason, line, raw.
 
-    Reasons come most frequent first (ties in SPEC.md's order), rows by line number. By
-    default the rows are each reason's first ones in the file, where a partner's problem
-    starts; with a `seed`, a reproducible random sample of each reason instead.
+    Reasons come most frequent first (ties in the code order of docs/rules.md §8), rows
+    by line number. By default the rows are each reason's first ones in the file, where a
+    partner's problem starts; with a `seed`, a reproducible random sample of each reason
+    instead.
     """
     columns = ["reason", "line", "raw"]
     if rejects.height == 0 or per_reason <= 0:
         return rejects.select(columns).clear()
     counts = rejects.group_by("reason").len()
-    # The Enum's physical order is SPEC.md's order of reasons: a stable tie-break.
+    # The Enum's physical order is the code order of docs/rules.md §8: a stable tie-break.
     reasons = counts.sort(
         [pl.col("len"), pl.col("reason").to_physical()], descending=[True, False]
     ).get_column("reason")
