@@ -13,8 +13,6 @@ import errno
 import io
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from accounts_job.io.source import open_input
 from accounts_job.state.folder import StateDir
 from accounts_job.state.manifest import MANIFEST
 from support.example import WORKED_EXAMPLE_CSV
-from support.helpers import crash_env, hostile_days, new_state, snapshot
+from support.helpers import hostile_days, new_state, process_in_a_child, snapshot
 
 # Summary fields that differ from run to run.
 VOLATILE = ("seconds", "rows_per_second", "state_bytes")
@@ -259,23 +257,6 @@ def test_an_input_already_applied_writes_nothing(tmp_path: Path, example: Path) 
 # were renamed into place; the state's new manifest replaces the old one at the last.
 POINTS_BEFORE = ["outputs-written", "state-files-written", "state-files-synced", "manifest-written"]
 POINTS_AFTER = ["manifest-renamed"]
-
-PROCESS = (
-    "import json, sys, accounts_job\naccounts_job.process(sys.argv[1], **json.loads(sys.argv[2]))\n"
-)
-
-
-def process_in_a_child(source: Path, crash_at: str | None = None, **options: object):
-    """`accounts_job.process(source, **options)` in a new interpreter that kills itself
-    (SIGKILL) at the crash point `crash_at`."""
-    kwargs = json.dumps({k: str(v) for k, v in options.items()})
-    return subprocess.run(
-        [sys.executable, "-c", PROCESS, str(source), kwargs],
-        env=crash_env(crash_at),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=300,
-    )
 
 
 def contents(outputs: dict[str, Path]) -> dict[str, object]:

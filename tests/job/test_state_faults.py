@@ -13,12 +13,10 @@ The random-kill loop runs a few kills here and many with ACCOUNTS_JOB_SLOW=1.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +34,7 @@ from support.helpers import (
     crash_env,
     hostile_days,
     new_state,
+    process_in_a_child,
     run_script,
     snapshot,
 )
@@ -84,23 +83,6 @@ def state_after(tmp_path: Path, days: dict, nights: int) -> Path:
 
 
 # ---------------------------------------------------------------------------- kills
-
-PROCESS = (
-    "import json, sys, accounts_job\naccounts_job.process(sys.argv[1], **json.loads(sys.argv[2]))\n"
-)
-
-
-def process_in_a_child(source: Path, crash_at: str | None = None, **options: object):
-    """`accounts_job.process(source, **options)` in a new interpreter that kills itself
-    (SIGKILL) at the crash point `crash_at`."""
-    kwargs = json.dumps({k: str(v) for k, v in options.items()})
-    return subprocess.run(
-        [sys.executable, "-c", PROCESS, str(source), kwargs],
-        env=crash_env(crash_at),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=300,
-    )
 
 
 @pytest.mark.parametrize("point", POINTS)

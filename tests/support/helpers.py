@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -186,3 +187,21 @@ def run_on_terminal(
     captured = stdout_path.read_bytes()
     stdout_path.unlink()
     return code, captured, bytes(terminal)
+
+
+PROCESS = (
+    "import json, sys, accounts_job\naccounts_job.process(sys.argv[1], **json.loads(sys.argv[2]))\n"
+)
+
+
+def process_in_a_child(source: Path, crash_at: str | None = None, **options: object):
+    """`accounts_job.process(source, **options)` in a new interpreter that kills itself
+    (SIGKILL) at the crash point `crash_at` (options go through JSON, as strings)."""
+    kwargs = json.dumps({k: str(v) for k, v in options.items()})
+    return subprocess.run(
+        [sys.executable, "-c", PROCESS, str(source), kwargs],
+        env=crash_env(crash_at),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=300,
+    )
