@@ -9,8 +9,6 @@ same through `accounts-job run`).
 
 from __future__ import annotations
 
-import errno
-import io
 import json
 import shutil
 from collections.abc import Callable
@@ -24,11 +22,16 @@ import accounts_job.job
 import pytest
 from accounts_job import AlreadyApplied, EventsWriter, JobError, RejectsWriter
 from accounts_job.errors import OutputError, ReadError
-from accounts_job.io.source import open_input
 from accounts_job.state.folder import StateDir
 from accounts_job.state.manifest import MANIFEST
 from support.example import WORKED_EXAMPLE_CSV
-from support.helpers import hostile_days, new_state, process_in_a_child, snapshot
+from support.helpers import (
+    fail_the_second_pass,
+    hostile_days,
+    new_state,
+    process_in_a_child,
+    snapshot,
+)
 
 # Summary fields that differ from run to run.
 VOLATILE = ("seconds", "rows_per_second", "state_bytes")
@@ -85,23 +88,7 @@ def _bug_after_two_batches(outputs: dict[str, Path], mp: pytest.MonkeyPatch) -> 
 
 def _read_fails_mid_file(outputs: dict[str, Path], mp: pytest.MonkeyPatch) -> None:
     """The disk fails in the second pass, after two small blocks were read."""
-    opened = []
-
-    class FailingFile(io.FileIO):
-        reads = 0
-
-        def readinto(self, buffer):
-            self.reads += 1
-            if self.reads > 2:
-                raise OSError(errno.EIO, "Input/output error")
-            return super().readinto(buffer)
-
-    def failing_open(path, buffered=False):
-        opened.append(path)
-        return FailingFile(path, "r") if len(opened) == 2 else open_input(path, buffered)
-
-    mp.setattr(accounts_job.io.blocks, "open_input", failing_open)
-    mp.setattr(accounts_job.io.blocks, "BLOCK_BYTES", 64)
+    fail_the_second_pass(mp)
 
 
 def _summary_folder_missing(outputs: dict[str, Path], mp: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,6 @@ the worked example), not from running the program.
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import os
@@ -25,14 +24,13 @@ import pyarrow.parquet as pq
 import pytest
 from accounts_job import process
 from accounts_job.cli import app
-from accounts_job.io.source import open_input
 from support.example import (
     WORKED_EXAMPLE,
     WORKED_EXAMPLE_CSV,
     WORKED_EXAMPLE_REJECTS_RAW,
     WORKED_EXAMPLE_ROWS,
 )
-from support.helpers import REASONS, run_on_terminal, run_script
+from support.helpers import REASONS, fail_the_second_pass, run_on_terminal, run_script
 from typer.testing import CliRunner
 
 # docs/rules.md §9, the worked example: its input, accounts and rejected rows.
@@ -465,24 +463,7 @@ def _unknown_format(tmp_path: Path, outdir: Path, _mp: pytest.MonkeyPatch) -> li
 def _read_fails_mid_file(tmp_path: Path, outdir: Path, mp: pytest.MonkeyPatch) -> list[object]:
     """The disk fails in the second pass, after two small blocks were read (and their
     rejects streamed)."""
-    opened = []
-
-    class FailingFile(io.FileIO):
-        reads = 0
-
-        def readinto(self, buffer):
-            self.reads += 1
-            if self.reads > 2:
-                raise OSError(errno.EIO, "Input/output error")
-            return super().readinto(buffer)
-
-    def failing_open(path, buffered=False):
-        opened.append(path)
-        # The first pass reads the whole file; the second fails part way.
-        return FailingFile(path, "r") if len(opened) == 2 else open_input(path, buffered)
-
-    mp.setattr(accounts_job.io.blocks, "open_input", failing_open)
-    mp.setattr(accounts_job.io.blocks, "BLOCK_BYTES", 64)
+    fail_the_second_pass(mp)
     return [_example(tmp_path), "--batch-size", "2", *all_outputs(outdir)]
 
 

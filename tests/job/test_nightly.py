@@ -28,7 +28,7 @@ from accounts_job.state.folder import StateDir
 from accounts_job.state.manifest import MANIFEST
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.helpers import HEADER, new_state
+from support.helpers import HEADER, new_state, two_nights
 from support.strategies import CLIENTS, TXS, row
 
 COLUMNS = ["type", "client", "tx", "amount"]
@@ -243,15 +243,6 @@ def test_a_run_that_fails_after_the_rules_ran_changes_nothing(tmp_path, monkeypa
     monkeypatch.undo()
     accounts_job.process(day, state=state)  # and the file can still be applied
     assert StateDir(state).manifest().version == 1
-
-
-def two_nights(tmp_path: Path) -> Path:
-    state = new_state(tmp_path / "state")
-    for n, text in enumerate(["deposit,1,1,5\ndeposit,2,2,7\n", "dispute,1,1\n"]):
-        day = tmp_path / f"n{n}.csv"
-        day.write_text(HEADER + "\n" + text)
-        accounts_job.process(day, state=state)
-    return state
 
 
 def tonight(tmp_path: Path, text: str) -> Path:

@@ -37,6 +37,7 @@ from support.helpers import (
     process_in_a_child,
     run_script,
     snapshot,
+    two_nights,
 )
 
 POINTS = [
@@ -312,15 +313,6 @@ def tonight(tmp_path: Path, text: str) -> Path:
     day = tmp_path / "tonight.csv"
     day.write_text(HEADER + "\n" + text)
     return day
-
-
-def two_nights(tmp_path: Path) -> Path:
-    state = new_state(tmp_path / "state")
-    for n, text in enumerate(["deposit,1,1,5\ndeposit,2,2,7\n", "dispute,1,1\n"]):
-        day = tmp_path / f"n{n}.csv"
-        day.write_text(HEADER + "\n" + text)
-        accounts_job.process(day, state=state)
-    return state
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -13,10 +14,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import accounts_job
+import accounts_job.io.blocks
 import pytest
 from accounts_gen import generate
 from accounts_job.engine.parser import DEFAULT_BATCH_SIZE
 from accounts_job.faults import ENV
+from accounts_job.io.source import open_input
 from accounts_job.state.folder import StateDir
 
 HEADER = "type,client,tx,amount"
@@ -205,3 +208,36 @@ def process_in_a_child(source: Path, crash_at: str | None = None, **options: obj
         capture_output=True,
         timeout=300,
     )
+
+
+def fail_the_second_pass(mp: pytest.MonkeyPatch) -> None:
+    """Make the input's disk fail part way through the job's second pass, after two
+    small blocks were read: the first pass reads the whole file; the second opening of
+    the input fails on its third read."""
+    opened = []
+
+    class FailingFile(io.FileIO):
+        reads = 0
+
+        def readinto(self, buffer):
+            self.reads += 1
+            if self.reads > 2:
+                raise OSError(errno.EIO, "Input/output error")
+            return super().readinto(buffer)
+
+    def failing_open(path, buffered=False):
+        opened.append(path)
+        return FailingFile(path, "r") if len(opened) == 2 else open_input(path, buffered)
+
+    mp.setattr(accounts_job.io.blocks, "open_input", failing_open)
+    mp.setattr(accounts_job.io.blocks, "BLOCK_BYTES", 64)
+
+
+def two_nights(tmp_path: Path) -> Path:
+    """A state that applied two small nights, the second disputing the first."""
+    state = new_state(tmp_path / "state")
+    for n, text in enumerate(["deposit,1,1,5\ndeposit,2,2,7\n", "dispute,1,1\n"]):
+        day = tmp_path / f"n{n}.csv"
+        day.write_text(HEADER + "\n" + text)
+        accounts_job.process(day, state=state)
+    return state

@@ -148,12 +148,8 @@ def check_input(path: str | Path) -> None:
         raise InputError(f"input - (stdin) is not supported yet{_PIPE_HINT}")
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise InputError(f"input not found: {path}") from None
-    except PermissionError:
-        raise InputError(f"input not readable (permission denied): {path}") from None
     except OSError as e:
-        raise InputError(f"cannot read input {path}: {e.strerror or e}") from None
+        raise _input_error(path, e) from None
     if stat.S_ISDIR(mode):
         raise InputError(f"input is a directory, not a file: {path}")
     if stat.S_ISFIFO(mode):
@@ -176,14 +172,19 @@ def read_header(path: str | Path) -> Header:
     try:
         with open_input(path, buffered=True) as f:
             return _find_header(f, path)
-    except FileNotFoundError:
-        raise InputError(f"input not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"input is a directory, not a file: {path}") from None
-    except PermissionError:
-        raise InputError(f"input not readable (permission denied): {path}") from None
     except OSError as e:
-        raise InputError(f"cannot read input {path}: {e.strerror or e}") from None
+        raise _input_error(path, e) from None
+
+
+def _input_error(path: str | Path, e: OSError) -> InputError:
+    """The InputError (66) for an input that cannot be opened or looked at."""
+    if isinstance(e, FileNotFoundError):
+        return InputError(f"input not found: {path}")
+    if isinstance(e, IsADirectoryError):
+        return InputError(f"input is a directory, not a file: {path}")
+    if isinstance(e, PermissionError):
+        return InputError(f"input not readable (permission denied): {path}")
+    return InputError(f"cannot read input {path}: {e.strerror or e}")
 
 
 def _find_header(f: BinaryIO, path: str | Path) -> Header:
