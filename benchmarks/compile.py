@@ -7,7 +7,7 @@ kernels it compiled on the way (inclusive) and without them (own), and the whole
 warm-up's wall time. Then the same again with the cache now full, which should compile
 nothing.
 
-    python3 -m uv run python benchmarks/compile.py
+    python3 -m uv run python benchmarks/compile.py [--first-run]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 CHILD = r"""
-import json, time
+import json, sys, time
 from numba.core import event
 from accounts_job.warmup import warm
 
@@ -29,8 +29,14 @@ recorder = event.RecordingListener()
 started = time.perf_counter()
 with event.install_listener("numba:compile", recorder):
     import accounts_job.cli  # what every run imports
-    warmed = warm()
+    if len(sys.argv) > 1:  # one plain run only, as the Quickstart's first
+        from accounts_job import process
+        process(sys.argv[1], accounts_to=sys.argv[1] + ".accounts.csv")
+    else:
+        warm()
 wall = time.perf_counter() - started
+from accounts_job.warmup import _cache_counts, cache_dirs, cpu_target
+compiled, loaded = _cache_counts()
 stack, rows = [], []
 for ts, ev in recorder.buffer:
     if ev.is_start:
@@ -43,36 +49,70 @@ for ts, ev in recorder.buffer:
         if stack:
             stack[-1][4] += inclusive
         rows.append((module, name, args, inclusive, inclusive - children))
-print(json.dumps({"wall": wall, "rows": rows, "compiled": warmed.compiled,
-                  "loaded": warmed.loaded, "cache": warmed.cache_dirs, "cpu": warmed.cpu}))
+print(json.dumps({"wall": wall, "rows": rows, "compiled": compiled,
+                  "loaded": loaded, "cache": cache_dirs(), "cpu": cpu_target()}))
 """
 
 
-def run(site: str) -> dict:
+# Rows of every kind, accepted and rejected, in the Quickstart's header.
+SAMPLE = b"""type,client,tx,amount
+deposit,1,1,10.5
+deposit,2,2,3
+withdrawal,1,3,2.25
+dispute,1,1,
+resolve,1,1,
+dispute,1,1,
+chargeback,1,1,
+withdrawal,2,4,9
+deposit,2,2,1
+bogus,2,5,1
+"""
+
+
+def run(site: str, sample: str | None = None) -> dict:
     # The copy first on the path; no NUMBA_CACHE_DIR, which the job would seed from the
     # installed package's cache: the copy's own __pycache__, empty at first, is the cache.
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["PYTHONPATH"] = site
     out = subprocess.run(
-        [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, *([sample] if sample else [])],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
+    import argparse
+
     import accounts_job
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--first-run",
+        action="store_true",
+        help="one plain run of a small CSV (what the Quickstart's first run compiles) "
+        "instead of the whole warm-up",
+    )
+    first_run = parser.parse_args().first_run
     with tempfile.TemporaryDirectory(prefix="accounts-job-fresh-") as site:
         shutil.copytree(
             Path(accounts_job.__file__).parent,
             Path(site) / "accounts_job",
             ignore=shutil.ignore_patterns("__pycache__"),
         )
-        cold = run(site)
-        warm = run(site)
+        sample = None
+        if first_run:
+            sample = str(Path(site) / "sample.csv")
+            Path(sample).write_bytes(SAMPLE)
+        cold = run(site, sample)
+        warm = run(site, sample)
     rows = sorted(cold["rows"], key=lambda r: -r[4])
+    what = "first run" if first_run else "warm-up"
     print(
-        f"cold warm-up for {cold['cpu']}: {cold['wall']:.1f} s wall, {cold['compiled']} "
+        f"cold {what} for {cold['cpu']}: {cold['wall']:.1f} s wall, {cold['compiled']} "
         f"kernel signatures compiled; then warm: {warm['wall']:.2f} s, {warm['compiled']} "
         f"compiled, {warm['loaded']} loaded\n"
     )

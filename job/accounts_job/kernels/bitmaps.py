@@ -194,7 +194,9 @@ def add_in_place(s, tx):
 def make_room(s):
     """`s` with room for any one add_in_place: a bitmap's words, an array's largest move.
     The set is `s`, or a new tuple when the arrays had to grow."""
-    return _reserve_array(_reserve_words(s, CONTAINER_WORDS), 2 * ARRAY_MAX)
+    # int64 values, not literals: each kernel compiles once (a literal argument makes a
+    # signature of its own).
+    return _reserve_array(_reserve_words(s, np.int64(CONTAINER_WORDS)), np.int64(2 * ARRAY_MAX))
 
 
 @njit(cache=True)
@@ -213,7 +215,10 @@ def _reserve_words(s, need):
 def _reserve_array(s, need):
     """`s` with room for `need` more entries at the end of `arr`. A full `arr` is
     replaced by one that holds only the arrays in use, packed, with as much room again:
-    the regions left behind by arrays that moved or became bitmaps are dropped."""
+    the regions left behind by arrays that moved or became bitmaps are dropped. A pack
+    walks every container, so when the arrays in use are few, the room still doubles
+    with each pack, up to CONTAINERS entries: a set of a few arrays merged into again and
+    again (set_bits) would otherwise pack at nearly every merge."""
     size, off, words, arr, used = s
     if used[1] + need <= arr.size:
         return s
@@ -221,7 +226,8 @@ def _reserve_array(s, need):
     for c in range(CONTAINERS):
         if size[c] > 0:
             live += _capacity(size[c])
-    out = np.empty(max(2 * (live + need), 64), dtype=np.uint16)
+    room = max(2 * (live + need), min(2 * arr.size, live + need + CONTAINERS))
+    out = np.empty(max(room, 64), dtype=np.uint16)
     k = 0
     for c in range(CONTAINERS):
         n = size[c]
@@ -379,11 +385,63 @@ def _add_all_in_place(s, ids, adds, was):
 def set_bits(s, ids):
     """`s` with every id of `ids` added (see `add` for the set it returns).
 
+    The ids of bitmap containers are set a word each, and so are those of containers
+    that these ids take past ARRAY_MAX, which become bitmaps first: ids in no order (the
+    first pass's referenced ids come so) would otherwise each move half an array on the
+    way. The few others are added one by one.
+
     >>> slot_txs(set_bits(new_set(), np.array([64, 0, 3, 64], np.uint32)), 3).tolist()
     [0, 3, 64]
+    >>> s = set_bits(new_set(), np.array([9, 5], np.uint32))
+    >>> slot_txs(set_bits(s, np.array([7, 5, 1], np.uint32)), 4).tolist()
+    [1, 5, 7, 9]
     """
-    was = np.empty(ids.size, dtype=np.bool_)
-    return add_all(s, ids, np.ones(ids.size, dtype=np.bool_), was)
+    rest = np.empty(ids.size, dtype=np.uint32)
+    k = _set_in_bitmaps(s, ids, rest)
+    if k == 0:
+        return s
+    # Ids per container, for the containers that are arrays (or empty).
+    size = s[0]
+    per = np.zeros(CONTAINERS, dtype=np.int32)
+    for i in range(k):
+        per[rest[i] >> 16] += 1
+    bitmaps = 0
+    for i in range(k):
+        c = rest[i] >> 16
+        if per[c] > 0:  # the container's first id here: count it once
+            if size[c] + per[c] > ARRAY_MAX:
+                bitmaps += 1
+            per[c] = -per[c]
+    if bitmaps:
+        s = _reserve_words(s, bitmaps * CONTAINER_WORDS)
+        size = s[0]
+        for i in range(k):
+            c = rest[i] >> 16
+            if per[c] < 0 and size[c] - per[c] > ARRAY_MAX:
+                _to_bitmap(s, np.int64(c))
+            per[c] = 0
+        k = _set_in_bitmaps(s, rest[:k], rest)
+    for i in range(k):
+        s, _ = add(s, np.uint64(rest[i]))
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _set_in_bitmaps(s, ids, rest):
+    """Add the ids of bitmap containers to `s`; copy the others to `rest` (which may be
+    `ids` itself) and return how many."""
+    size, off, words, _, _ = s
+    k = 0
+    for i in range(ids.size):
+        t = np.uint64(ids[i])
+        c = t >> np.uint64(16)
+        if size[c] < 0:
+            p = np.uint64(off[c]) + ((t >> np.uint64(6)) & np.uint64(CONTAINER_WORDS - 1))
+            words[p] |= np.uint64(1) << (t & np.uint64(63))
+        else:
+            rest[k] = ids[i]
+            k += 1
+    return k
 
 
 @njit(cache=True)

@@ -227,10 +227,10 @@ def parse_line(data, start, end, cols):
     kind = _parse_kind(data, t0, t1)
     if kind == NONE:
         return UNKNOWN_TYPE, NONE, 0, 0, 0
-    client = _parse_uint(data, c0, c1, MAX_CLIENT)
+    client = _parse_uint(data, c0, c1, np.int64(MAX_CLIENT))  # int64: one compile
     if client < 0:
         return INVALID_CLIENT, NONE, 0, 0, 0
-    tx = _parse_uint(data, x0, x1, MAX_TX)
+    tx = _parse_uint(data, x0, x1, np.int64(MAX_TX))
     if tx < 0:
         return INVALID_TX, NONE, 0, 0, 0
     amount = 0

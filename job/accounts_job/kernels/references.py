@@ -129,7 +129,7 @@ def _scan_part(data, words, w_lo, w_hi, type_first, canonical, cols, ids, k):
     n_words = n >> 3
     # A candidate line's start, parsed once its LF turns up.
     pending = -1
-    if w_lo == 0 and n > 0 and (not type_first or _maybe_reference(data, 0, n)):
+    if w_lo == 0 and n > 0 and (not type_first or _maybe_reference(data, np.int64(0), n)):
         pending = 0  # the block's first line
     for w in range(w_lo, w_hi):
         marks = lf_marks(words[w])
@@ -170,11 +170,15 @@ def referenced_in_block(data, words, type_first, canonical, cols, ids, counts):
     for p in prange(PARTS):
         w_lo = min(total_words, p * per_part)
         w_hi = min(total_words, w_lo + per_part)
+        # `fast` is a bool, never the constant True or False, so that numba compiles
+        # _scan_part once, not once per constant (as it would for a literal argument).
+        fast = canonical
         k = -1
-        if canonical:
-            k = _scan_part(data, words, w_lo, w_hi, type_first, True, cols, ids, p * cap)
+        if fast:
+            k = _scan_part(data, words, w_lo, w_hi, type_first, fast, cols, ids, p * cap)
         if k < 0:
-            k = _scan_part(data, words, w_lo, w_hi, type_first, False, cols, ids, p * cap)
+            fast = np.bool_(False)
+            k = _scan_part(data, words, w_lo, w_hi, type_first, fast, cols, ids, p * cap)
         counts[p] = k - p * cap
 
 
