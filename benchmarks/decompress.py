@@ -4,7 +4,8 @@ Part 1: each candidate reads the compressed file as a stream and writes the plai
 to a spool file in a temporary folder, as the job does for a compressed input
 (io/spool.py). Every candidate of a form runs once per round, in turns, for `--repeat`
 rounds; the table gives the median seconds, MB/s of plain bytes, and the time against the
-standard library's reader of the same form (1.00 = as fast).
+first reader of the same form: the standard library's, or for zstd (which Python 3.11's
+standard library lacks) the job's own (1.00 = as fast).
 
 Part 2 (whole processes, alternating, `--repeat` times each):
 
@@ -224,7 +225,7 @@ def compress(plain: Path, folder: Path) -> dict[str, Path]:
 
 
 def part1(files: dict[str, Path], repeat: int, tmp: Path) -> None:
-    print("| form | decompressor | seconds | MB/s (plain) | vs stdlib |")
+    print("| form | decompressor | seconds | MB/s (plain) | vs first of its form |")
     print("| --- | --- | ---: | ---: | ---: |")
     for form, options in candidates().items():
         if form not in files:

@@ -171,7 +171,6 @@ def run_inputs(
     skipped: dict[int, str] = {}
     if night is not None:
         skipped = night.start([(s.input.name, s.digest) for s in scanned], ledger)  # type: ignore[misc]
-    parser = Parser
     kept: list[pa.Table] = []
     applied: list[Applied] = []
     try:
@@ -184,12 +183,12 @@ def run_inputs(
             rows_before = int(ledger.outcomes.sum())
             summary.rows_read += item.header.line_index  # the blank lines before its header
             summary.blank_lines += item.header.line_index
-            batches = parser(item.header, batch_size)
+            parser = Parser(item.header, batch_size)  # each input has its own header
             assert item.input.path is not None
             for block in reader.blocks(
                 item.input.path, item.header.line_index + 1, end_at=item.limit
             ):
-                for parsed in batches.batches(block):
+                for parsed in parser.batches(block):
                     ledger.apply(
                         parsed.kinds, parsed.clients, parsed.txs, parsed.amounts, parsed.status
                     )
