@@ -20,6 +20,7 @@ import io
 from typing import Literal
 
 from ..errors import FormError, HeaderError
+from .header import _find_header
 
 Form = Literal["csv", "gzip", "zstd", "bz2", "xz", "zip", "parquet", "arrow", "binary"]
 
@@ -93,8 +94,6 @@ def _header_fails(head: bytes, complete: bool) -> bool:
     """Whether the header in `head` is unusable, as the real read would find it. A head
     that does not look like text and holds no line end at all is taken for binary: no
     CSV starts with SNIFF_BYTES of such bytes."""
-    from .header import _find_header
-
     if not complete:
         if b"\n" not in head.lstrip(b" \t\r\n"):
             return True
@@ -108,6 +107,12 @@ def _header_fails(head: bytes, complete: bool) -> bool:
 
 # Fewer bytes than this are not judged by their share of text (a short hostile line).
 _MIN_SNIFFED = 64
+
+
+def check_header_error(name: str, head: bytes) -> None:
+    """After the header of the input `name` failed: raise FormError instead if its first
+    bytes `head` say it is not CSV at all (for a reader that did not sniff it first)."""
+    check_readable(name, sniff(head))
 
 
 def check_readable(name: str, form: Form) -> None:
