@@ -9,7 +9,7 @@ is docs/rules.md §6.
 from __future__ import annotations
 
 EXIT_USAGE = 2  # wrong option or argument (typer's own status for usage errors)
-EXIT_DATAERR = 65  # no usable header in the input, or a damaged --state folder
+EXIT_DATAERR = 65  # no usable header in the input, an input of an unread form, a damaged --state
 EXIT_NOINPUT = 66  # the input is missing or cannot be read; --state is not a state folder
 EXIT_UNAVAILABLE = 69  # the --cluster cannot be reached, or lost every try of a step
 EXIT_SOFTWARE = 70  # a bug: please report it with the --debug traceback
@@ -45,6 +45,13 @@ class ReadError(InputError):
 
 class HeaderError(JobError):
     """The input has no usable header line."""
+
+    exit_code = EXIT_DATAERR
+
+
+class FormError(HeaderError):
+    """The input is none of the forms the job reads (docs/rules.md §2.10): a ZIP archive,
+    a Parquet file, binary data. A HeaderError too: such an input has no CSV header."""
 
     exit_code = EXIT_DATAERR
 

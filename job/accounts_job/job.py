@@ -1,4 +1,4 @@
-"""The job: one input in, every output written and the state committed, all or nothing.
+"""The job: its inputs in, every output written and the state committed, all or nothing.
 
 `process` is the library's front door and owns the guarantee the command line promises
 (docs/rules.md §6, §7): it opens every output before the work (a bad path fails in a
@@ -12,6 +12,7 @@ the same outputs and commits. The `run` command only maps its options onto this 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -19,11 +20,11 @@ from typing import BinaryIO
 from .distributed import CONNECT_TIMEOUT, STALL_TIMEOUT
 from .engine.parser import DEFAULT_BATCH_SIZE
 from .engine.result import Result
-from .engine.run import Progress, run_file
+from .engine.run import Progress, run_inputs
 from .errors import UsageError
 from .faults import crash_point
-from .io.header import check_input
 from .io.source import is_url
+from .io.spool import STDIN, Input, Spools, describe, expand
 from .io.writers import (
     STDOUT,
     AtomicFile,
@@ -47,7 +48,7 @@ from .state.night import Night
 
 
 def process(
-    source: str | Path,
+    source: str | Path | Sequence[str | Path],
     *,
     accounts_to: str | Path | BinaryIO | None = None,
     accounts_format: Format | None = None,
@@ -66,15 +67,21 @@ def process(
     block_bytes: int | None = None,
     progress: Progress | None = None,
 ) -> Result:
-    """Run the job over the transactions CSV `source`.
+    """Run the job over the transactions CSV `source`, or over several in order.
 
     Every output named is written whole or not at all, and with `state` the state is
     committed only after every output is in place (see this module's docstring).
 
     Parameters
     ----------
-    source : str or Path
-        The transactions CSV (docs/rules.md §2). A URL only with `cluster`.
+    source : str, Path, or a sequence of them
+        The transactions CSV (docs/rules.md §2): a path, `-` (standard input), a FIFO,
+        or a URL (s3://, gs://, https://, file://, ... through fsspec); plain, or
+        compressed with gzip, zstd, bzip2 or xz, told by its magic bytes (§2.10). A
+        sequence is applied in order as one stream of commands, each input with its own
+        header and line numbers; rejects and events then carry a `file` column. A name
+        holding a glob pattern (``incoming/2026-11-*.csv``) stands for the files it
+        matches, sorted. With `cluster`: one plain CSV, a path or a URL.
     accounts_to : str, Path or binary stream, optional
         Write the accounts here (docs/rules.md §5.1). A path is replaced atomically (a
         symlink's target, in its own folder); `-` (stdout), a device, a FIFO or a
@@ -96,7 +103,9 @@ def process(
     state : str, Path or StateDir, optional
         A nightly state folder: start from what earlier runs left there, apply `source`
         once, commit the new state last. An input whose content was already applied
-        raises AlreadyApplied, and nothing is written. The folder must be a state
+        raises AlreadyApplied, and nothing is written. Of several inputs, those already
+        applied (or the same as one before them) are skipped, each with a note in the
+        summary; all of the rest are committed in one step, or none (§7). The folder must be a state
         (`accounts-job state init DIR` makes one); otherwise NotAState, and nothing is
         created.
     state_key : bytes, optional
@@ -144,24 +153,45 @@ def process(
     """
     if cluster is not None and (state is not None or events_to is not None):
         raise UsageError("a --cluster run takes neither --state nor --events")
-    if cluster is None and is_url(source):
-        raise UsageError(f"{source}: a URL input needs --cluster; a plain run reads local files")
+    names = expand([source] if isinstance(source, (str, Path)) else list(source))
+    if not names:
+        raise UsageError("no input given")
+    if names.count(STDIN) > 1:
+        raise UsageError("standard input (-) can be read once: name it once")
+    if cluster is not None and (len(names) > 1 or names[0] == STDIN):
+        raise UsageError("a --cluster run takes one input, a path or a URL")
+    several = len(names) > 1
     fmt = _accounts_format(accounts_to, accounts_format)
     for extra in (rejects_to, events_to):
         if isinstance(extra, (str, Path)):
             output_format(extra)  # an unknown suffix fails before anything is opened
-    check_input(source)  # so do a missing input and a pipe (docs/rules.md §6)
-    # Two outputs on one file, or one on the input, lose data: refused before any opens.
+        elif several and isinstance(extra, TableWriter) and "file" not in extra.schema.names:
+            raise UsageError(
+                "a run over several inputs writes a `file` column: give the writer files=True"
+            )
+    # A missing input and one of a form the job cannot read fail before any output is
+    # opened (docs/rules.md §6); a pipe is told when it is read.
+    inputs = [describe(name) if cluster is None or not is_url(name) else None for name in names]
+    if cluster is not None and inputs[0] is not None and inputs[0].path is None:
+        # The workers read byte ranges of the input itself: neither a stream nor a
+        # compressed file has them.
+        what = "a pipe" if inputs[0].form == "csv" else f"{inputs[0].form}-compressed"
+        raise UsageError(
+            f"a --cluster run reads a plain CSV file or URL; {names[0]} is {what}: "
+            "run it without --cluster, or write it out as a plain file first"
+        )
+    # Two outputs on one file, or one on an input, lose data: refused before any opens.
     named = {"accounts": accounts_to, "summary": summary_to}
-    check_distinct(source, {**named, "rejects": rejects_to, "events": events_to})
+    for name in names:
+        check_distinct(name, {**named, "rejects": rejects_to, "events": events_to})
 
-    with _Outputs() as outputs:
+    with Spools() as spools, _Outputs() as outputs:
         accounts_file = outputs.file(accounts_to)
         summary_file = outputs.file(summary_to)
-        rejects = outputs.table(rejects_to, RejectsWriter)
-        events = outputs.table(events_to, EventsWriter)
+        rejects = outputs.table(rejects_to, RejectsWriter, several)
+        events = outputs.table(events_to, EventsWriter, several)
         night = (
-            outputs.night(state, Path(source), read_state_key(state_key), allow_resend)
+            outputs.night(state, ", ".join(names), read_state_key(state_key), allow_resend)
             if state is not None
             else None
         )
@@ -171,7 +201,7 @@ def process(
             from .distributed.cluster import process_on_cluster
 
             result = process_on_cluster(
-                source,
+                names[0],
                 cluster,
                 batch_size=batch_size,
                 rejects_to=rejects,
@@ -181,8 +211,9 @@ def process(
                 quiet=quiet,
             )
         else:
-            result = run_file(
-                Path(source),
+            result = run_inputs(
+                [i for i in inputs if isinstance(i, Input)],
+                spools,
                 batch_size=batch_size,
                 block_bytes=block_bytes,
                 rejects_to=rejects,
@@ -268,17 +299,18 @@ class _Outputs:
         return output
 
     def table(
-        self, target: str | Path | TableWriter | None, kind: type[TableWriter]
+        self, target: str | Path | TableWriter | None, kind: type[TableWriter], files: bool
     ) -> TableWriter | None:
         if target is None:
             return None
-        writer = target if isinstance(target, TableWriter) else kind(target)  # type: ignore[call-arg]
+        own = isinstance(target, TableWriter)
+        writer = target if own else kind(target, files=files)  # type: ignore[call-arg,arg-type]
         writer.file.reversible = True  # the job commits it with the others, or takes it back
         self.files.append(writer)
         return writer
 
     def night(
-        self, folder: str | Path | StateDir, source: Path, key: bytes | None, allow_resend: bool
+        self, folder: str | Path | StateDir, source: str, key: bytes | None, allow_resend: bool
     ) -> Night:
         self.state = Night.open(folder, source, key, allow_resend)
         return self.state

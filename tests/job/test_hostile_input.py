@@ -5,18 +5,18 @@
   header line too, and the blank lines before it);
 - §5.2: a rejected line's raw is its exact bytes: binary in Parquet and in the API,
   escaped text in CSV that no spreadsheet runs as a formula and that reads back exactly;
-- §6: a pipe as input is refused (66) before any output is opened.
+- §2.10, §6: an input that is not a file, a pipe or a URL (a socket) is refused (66),
+  and a device of endless binary data (65), before any output is opened; pipes are read
+  (tests/job/test_inputs.py).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from unittest import mock
 
@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 from accounts_job.distributed.sharded import InProcess, process_sharded
 from accounts_job.engine.parser import DEFAULT_BATCH_SIZE
-from accounts_job.errors import HeaderError, InputError
+from accounts_job.errors import FormError, HeaderError, InputError
 from accounts_job.explore import read_rejects
 from accounts_job.io import blocks
 from accounts_job.io.blocks import MAX_LINE_BYTES
@@ -135,6 +135,10 @@ def test_a_50_mb_line_costs_no_more_memory_than_a_block(tmp_path):
 def test_the_header_line_is_bounded_and_its_error_short(tmp_path):
     path = tmp_path / "zeros.csv"
     path.write_bytes(b"\0" * (5 * MIB))  # no LF anywhere: /dev/zero in small
+    with pytest.raises(FormError, match="looks like binary data") as caught:
+        accounts_job.process(path)  # told from its first bytes (docs/rules.md §2.10)
+    assert len(str(caught.value)) < 300
+    path.write_bytes(b"x" * (5 * MIB))  # text, but no LF anywhere
     with pytest.raises(HeaderError, match="header on line 1 is too long") as caught:
         accounts_job.process(path)
     assert len(str(caught.value)) < 300
@@ -382,48 +386,21 @@ def test_a_nul_row_in_a_later_batch_and_block_is_malformed_on_its_line(
 # --- Inputs that are not files ----------------------------------------------------------
 
 
-def test_a_fifo_input_is_refused_before_any_output(tmp_path):
-    fifo = tmp_path / "in.fifo"
-    os.mkfifo(fifo)
-    out = tmp_path / "out"
-    out.mkdir()
-
-    def feed() -> None:  # a writer that would block a reader that opened the FIFO
-        with open(fifo, "wb") as f:
-            f.write(f"{HEADER}\ndeposit,1,1,1\n".encode())
-
-    writer = threading.Thread(target=feed, daemon=True)
-    writer.start()
-    try:
-        result = run_script(
-            "run", fifo, "--out", out / "a.csv", "--rejects", out / "r.csv", "--quiet"
-        )
-    finally:
-        # Let the writer go: open the reading end without waiting, then drain it.
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        writer.join(timeout=10)
-        os.close(fd)
-    assert result.returncode == 66, result.stderr
-    assert b"is a pipe: pipes are not supported yet" in result.stderr
-    assert b"write it to a file first" in result.stderr
-    assert list(out.iterdir()) == []
-
-
-def test_a_pipe_on_stdin_is_refused_with_66(tmp_path):
-    for name in ("/dev/stdin", "-"):
-        result = subprocess.run(
-            [str(Path(sys.executable).with_name("accounts-job")), "run", name, "--quiet"],
-            input=f"{HEADER}\ndeposit,1,1,1\n".encode(),
-            capture_output=True,
-            timeout=300,
-        )
-        assert result.returncode == 66, result.stderr
-        assert b"not supported yet" in result.stderr
-
-
-def test_a_device_input_is_refused_with_66(tmp_path):
-    with pytest.raises(InputError, match="not a regular file"):
+def test_a_device_of_binary_data_is_refused_with_65(tmp_path):
+    # Read as a stream, like a pipe: what it holds is told from its first bytes, so an
+    # endless stream of NULs is refused at once, not spooled for ever.
+    with pytest.raises(FormError, match="looks like binary data"):
         accounts_job.process("/dev/zero")
+
+
+def test_a_socket_input_is_refused_with_66(tmp_path):
+    import socket
+
+    path = tmp_path / "in.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))
+        with pytest.raises(InputError, match="is a socket"):
+            accounts_job.process(path)
 
 
 def test_an_output_in_a_folder_that_takes_no_files_says_so(tmp_path):

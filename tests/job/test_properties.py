@@ -12,17 +12,30 @@ Set HYPOTHESIS_PROFILE=thorough for many more examples (tests/conftest.py).
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import tempfile
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import accounts_job
+import zstandard
 from accounts_job.engine.parser import DEFAULT_BATCH_SIZE
 from accounts_job.errors import HeaderError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.helpers import run_path
-from support.model import MAX_UNITS, ModelHeaderError, raw_of, simulate, split_raw_lines
+from support.model import (
+    MAX_UNITS,
+    ModelHeaderError,
+    raw_of,
+    read_header,
+    simulate,
+    simulate_files,
+    split_raw_lines,
+)
 from support.strategies import csv_files
 
 
@@ -176,3 +189,90 @@ def test_generator_makes_interesting_files():
         "header_error",
     ]:
         assert seen[reason] > 0, (reason, seen)
+
+
+# --- Inputs as they arrive (docs/rules.md §2.10): compressed, several in one run ----------
+
+PACK = {
+    "csv": lambda b: b,
+    "gzip": gzip.compress,
+    "zstd": lambda b: zstandard.ZstdCompressor().compress(b),
+    "bz2": bz2.compress,
+    "xz": lzma.compress,
+}
+
+
+def check_inputs_against_model(files: list[bytes], forms: list[str], batch_size: int) -> None:
+    """The engine over `files`, each packed in its form, as one run, against the model
+    over the plain files as one stream (each file numbering its own lines)."""
+    try:
+        expected = simulate_files(files)
+    except ModelHeaderError:
+        expected = None
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for k, (data, form) in enumerate(zip(files, forms, strict=False)):
+            path = Path(folder) / f"in-{k}"
+            path.write_bytes(PACK[form](data))
+            paths.append(path)
+        try:
+            result = accounts_job.process(paths, batch_size=batch_size)
+        except HeaderError:
+            assert expected is None, "the engine found no header where the model did"
+            return
+    assert expected is not None, "the model found no header where the engine did"
+    rejects = result.rejects
+    if len(files) == 1:
+        got = [(line, reason) for line, reason, _ in rejects.iter_rows()]
+    else:
+        index = {str(p): k for k, p in enumerate(paths)}
+        got = [(index[f], line, reason) for f, line, reason, _ in rejects.iter_rows()]
+    assert got == expected.rejects
+    assert list(rejects.get_column("raw")) == expected.raw
+    accounts = {c: (a, h, t, lk) for c, a, h, t, lk in result.accounts.iter_rows()}
+    assert accounts == expected.accounts
+    summary = result.summary
+    assert summary.rows_read == expected.rows_read
+    assert summary.blank_lines == expected.blank
+    assert {k: v for k, v in summary.applied.items() if v} == dict(expected.applied)
+    assert [i["form"] for i in summary.inputs] == forms[: len(files)]
+
+
+# A run over several inputs costs a few processes' worth of opening and spooling: fewer
+# examples (HYPOTHESIS_PROFILE=thorough gives many).
+FEWER = settings.default.max_examples // 4
+
+
+@settings(max_examples=FEWER)
+@given(
+    files=st.lists(csv_files(max_rows=15), min_size=1, max_size=3),
+    forms=st.lists(st.sampled_from(list(PACK)), min_size=3, max_size=3),
+    batch_size=st.sampled_from([1, 3, DEFAULT_BATCH_SIZE]),
+)
+def test_several_inputs_in_any_form_agree_with_the_model(files, forms, batch_size):
+    check_inputs_against_model(files, forms, batch_size)
+
+
+@settings(max_examples=FEWER)
+@given(
+    data=csv_files(max_rows=40),
+    cuts=st.lists(st.integers(0, 40), max_size=3),
+    forms=st.lists(st.sampled_from(list(PACK)), min_size=4, max_size=4),
+    batch_size=st.sampled_from([1, 2, 5, DEFAULT_BATCH_SIZE]),
+)
+def test_a_file_split_into_several_inputs_agrees_with_the_model(data, cuts, forms, batch_size):
+    """A generated file cut into parts, each part after a copy of the file's head (its
+    blank lines and header): the run over the parts is the model's stream of them."""
+    pieces = data.split(b"\n")
+    lines = [p + b"\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+    try:
+        header_index = read_header(split_raw_lines(data))[0]
+    except ModelHeaderError:
+        return
+    head, body = lines[: header_index + 1], lines[header_index + 1 :]
+    if head and not head[-1].endswith(b"\n"):
+        return  # the header is the last line: nothing to cut
+    bounds = sorted({min(c, len(body)) for c in cuts})
+    parts = [body[a:b] for a, b in zip([0, *bounds], [*bounds, len(body)], strict=True)]
+    files = [b"".join(head + part) for part in parts]
+    check_inputs_against_model(files, forms[: len(files)], batch_size)

@@ -456,6 +456,8 @@ def test_an_input_that_grows_during_the_run_is_read_as_it_was(tmp_path):
     def progress(pass_name: str, nbytes: int) -> None:
         # Once while the first pass reads, once when the second starts: rows that would
         # change the answer (a dispute of tx 6, a new account) if they were read.
+        if pass_name not in ("references", "rules"):
+            return  # the input's size, before the passes
         if len(appended) < 2 and (pass_name == "rules") == bool(appended):
             with open(day, "ab") as f:
                 f.write(b"dispute,1,6\ndeposit,9,1000,5\n" * 3)

@@ -320,18 +320,64 @@ def decide(kind, account: Account, tx_id, amount, client, claimed, txs) -> str |
     return None
 
 
+@dataclass
+class Book:
+    """What the rules remember across the lines of a stream, and across its files."""
+
+    accounts: dict[int, Account] = field(default_factory=dict)
+    claimed: set[int] = field(default_factory=set)  # tx ids of well-formed deposits/withdrawals
+    txs: dict[int, Tx] = field(default_factory=dict)  # accepted deposits and withdrawals
+
+
 def simulate(text: str | bytes, max_line: int = MAX_LINE_BYTES) -> Outcome:
     """Run docs/rules.md over the text of a CSV file, with lines of `max_line` bytes or
     more too long (§2.1). Raises ModelHeaderError (§2.2)."""
+    return simulate_files([text], max_line)
+
+
+def simulate_files(texts: list[str | bytes], max_line: int = MAX_LINE_BYTES) -> Outcome:
+    """Run docs/rules.md over several CSV files in order as one stream of commands
+    (§2.10): each file has its own header and its own line numbers, the rules' memory
+    goes on from file to file. The rejects are (line, reason) for one file, (file index,
+    line, reason) for several. Raises ModelHeaderError if any file has no header."""
+    book = Book()
+    outcomes = [_simulate_into(book, text, max_line) for text in texts]
+    result = {
+        client: (
+            units_to_decimal(a.available),
+            units_to_decimal(a.held),
+            units_to_decimal(a.available + a.held),
+            a.locked,
+        )
+        for client, a in sorted(book.accounts.items())
+    }
+    if len(texts) == 1:
+        rejects = outcomes[0].rejects
+    else:
+        rejects = [(k, line, reason) for k, o in enumerate(outcomes) for line, reason in o.rejects]
+    applied: Counter = Counter()
+    for o in outcomes:
+        applied.update(o.applied)
+    return Outcome(
+        result,
+        rejects,
+        sum(o.blank for o in outcomes),
+        sum(o.rows_read for o in outcomes),
+        applied,
+        [raw for o in outcomes for raw in o.raw],
+    )
+
+
+def _simulate_into(book: Book, text: str | bytes, max_line: int) -> Outcome:
+    """One file of a stream, its rows applied to `book`; its outcome (accounts left
+    empty: they are the stream's)."""
     data = text.encode("utf-8") if isinstance(text, str) else text
     raw_lines = split_raw_lines(data)
     header_index, columns, width = read_header(raw_lines, max_line)
     lines = [line.decode("utf-8", errors="replace") for line in raw_lines]
     raws: list[bytes] = []
 
-    accounts: dict[int, Account] = {}
-    claimed: set[int] = set()  # tx ids named by well-formed deposit/withdrawal rows
-    txs: dict[int, Tx] = {}  # accepted deposits and withdrawals by tx id
+    accounts, claimed, txs = book.accounts, book.claimed, book.txs
     rejects: list[tuple[int, str]] = []
     applied: Counter = Counter()
     blank = header_index  # lines before the header are blank
@@ -359,17 +405,8 @@ def simulate(text: str | bytes, max_line: int = MAX_LINE_BYTES) -> Outcome:
             rejects.append((line_number, reason))
             raws.append(raw)
 
-    result = {
-        client: (
-            units_to_decimal(a.available),
-            units_to_decimal(a.held),
-            units_to_decimal(a.available + a.held),
-            a.locked,
-        )
-        for client, a in sorted(accounts.items())
-    }
     rows_read = len(lines) - 1
-    return Outcome(result, rejects, blank, rows_read, applied, raws)
+    return Outcome({}, rejects, blank, rows_read, applied, raws)
 
 
 def model(text: str | bytes):

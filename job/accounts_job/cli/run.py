@@ -1,4 +1,4 @@
-"""`accounts-job run`: one file in, the accounts out.
+"""`accounts-job run`: the inputs in, the accounts out.
 
 Options map one to one onto `accounts_job.process`, which owns every guarantee (outputs
 whole or absent, the state committed last); this module only reads options and prints.
@@ -25,21 +25,27 @@ from .progress import progress_bar
 EXIT_STATUS = (
     "Exit status: 0 when the run completed, rejected rows or not, or INPUT was already "
     "applied to --state; 2 usage error; 65 INPUT has no usable header, or the state is "
-    "damaged or edited, or INPUT is a probable re-send; 66 INPUT missing or unreadable, "
+    "damaged or edited, or INPUT is a probable re-send, or INPUT is not CSV (a ZIP, Parquet "
+    "or binary file); 66 INPUT missing or unreadable, "
     "or --state is not a state folder (see state init); 69 the --cluster is unreachable "
     "or failed; 70 internal error; 73 an output, or the state, cannot be "
-    "written; 74 reading INPUT failed part way; 75 another run holds the state; "
+    "written; 74 reading INPUT failed part way, or its compressed data is corrupt or cut "
+    "short; 75 another run holds the state; "
     "129, 130, 143 stopped by SIGHUP, SIGINT, SIGTERM."
 )
 
 
 @app.command(epilog=EXIT_STATUS)
 def run(
-    input: Annotated[
-        str,
+    inputs: Annotated[
+        list[str],
         typer.Argument(
-            help="The transactions CSV: a path, or with --cluster also a URL.",
-            metavar="INPUT",
+            help="The transactions CSV: a path, - for standard input, a FIFO, or a URL "
+            "(s3://, gs://, https://, file://); plain or compressed (gzip, zstd, bzip2, xz, "
+            "told by their magic bytes). Several are applied in order as one stream, each "
+            "with its own header and line numbers; a quoted glob ('in/2026-11-*.csv') is "
+            "expanded and sorted by the job.",
+            metavar="INPUT...",
             show_default=False,
         ),
     ],
@@ -83,8 +89,9 @@ def run(
         Path | None,
         typer.Option(
             help="Nightly state folder (made by state init): start from what earlier runs "
-            "left there, apply INPUT once, and commit the new state after the outputs are "
-            "written.",
+            "left there, apply each INPUT once, and commit the new state after the outputs "
+            "are written (all the inputs in one commit; those applied before are skipped "
+            "with a note).",
             file_okay=False,
         ),
     ] = None,
@@ -150,7 +157,7 @@ def run(
         bool, typer.Option("--debug", help="Show tracebacks of fatal errors.")
     ] = False,
 ) -> None:
-    """Compute every client's account from INPUT: CSV on stdout, or --out a file."""
+    """Compute every client's account from INPUT...: CSV on stdout, or --out a file."""
 
     def go() -> None:
         if state is None and (state_key_file is not None or allow_resend):
@@ -160,9 +167,9 @@ def run(
         # A run that must compile the kernels first says so, once (not with --quiet).
         notice = compile_notice() if not quiet else contextlib.nullcontext()
         try:
-            with notice, progress_bar(Path(input), enabled=bar) as progress:
+            with notice, progress_bar(enabled=bar) as progress:
                 result = process(
-                    input,
+                    inputs,
                     accounts_to=out if out is not None else sys.stdout.buffer,
                     accounts_format=format,  # type: ignore[arg-type]
                     rejects_to=rejects,
@@ -183,6 +190,11 @@ def run(
             # Not an error: the state already holds this input. Said even with --quiet.
             print(f"accounts-job: {e}", file=sys.stderr)
             return
+        for item in result.summary.inputs:
+            if item["skipped"]:
+                # Said even with --quiet, as a run that applied nothing is.
+                note = f"{item['name']} not applied: {item['skipped']}"
+                print(f"accounts-job: {note}", file=sys.stderr)
         if not quiet:
             sys.stderr.write(result.summary.to_text())
 

@@ -42,8 +42,10 @@ from ..engine.parser import DEFAULT_BATCH_SIZE, Parser
 from ..engine.rejects import raw_lines, rejects_of
 from ..engine.result import Result, finish
 from ..engine.summary import Summary
+from ..errors import HeaderError
 from ..faults import crash_point
 from ..io.blocks import BlockReader, skip_line
+from ..io.forms import SNIFF_BYTES, check_header_error
 from ..io.header import Header, read_header
 from ..io.schemas import ACCOUNTS_ARROW
 from ..io.source import input_size, is_url, open_input
@@ -282,7 +284,13 @@ def process_sharded(
     """The run, step by step through `executor`; the same Result as `process`."""
     started = time.perf_counter()
     name = path if is_url(path) else str(path)
-    header = read_header(name)
+    try:
+        header = read_header(name)
+    except HeaderError:
+        # Binary data has no header either: say what it is, as a run in one process does.
+        with open_input(name) as f:
+            check_header_error(str(name), f.read(SNIFF_BYTES))
+        raise
     summary = Summary.for_input(name, input_size(name), header.line_index)
     spans = plan_chunks(name, header, chunk_bytes)
 

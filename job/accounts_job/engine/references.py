@@ -90,11 +90,14 @@ def first_pass(
     reader: BlockReader | None = None,
     digest: InputDigest | None = None,
     limit: int | None = None,
+    referenced: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Scan the file once; return the set (kernels/bitmaps.py) of every tx id that the
-    file's disputes, resolves and chargebacks name. `digest` is fed every line of the
-    file on the way. `limit`: read no byte at or past it (BlockReader.blocks)."""
-    referenced = new_set()
+    file's disputes, resolves and chargebacks name, added to `referenced` if given (the
+    set of the inputs before it in the run). `digest` is fed every line of the file on
+    the way. `limit`: read no byte at or past it (BlockReader.blocks)."""
+    if referenced is None:
+        referenced = new_set()
     # Found ids per part of a block, reused from block to block.
     ids = np.empty(0, dtype=np.uint32)
     counts = np.zeros(PARTS, dtype=np.int64)

@@ -65,6 +65,8 @@ def finish(
     """The Result of a run that started at `started` (time.perf_counter()): `summary`
     completed with the rows by outcome and kind, the accounts and the rules' memory."""
     summary.add_counts(outcomes, applied)
+    if len(summary.inputs) == 1 and summary.inputs[0]["rows"] is None:
+        summary.inputs[0]["rows"] = summary.rows_read  # a sharded run counts them here
     summary.accounts = accounts.num_rows
     locked = accounts.column("locked").to_numpy(zero_copy_only=False)
     summary.locked_accounts = int(np.count_nonzero(locked))

@@ -21,7 +21,13 @@ class Summary:
     Attributes
     ----------
     input, input_bytes : str, int
-        The input's name and size.
+        The input's name and size as given (compressed, for a compressed input); for a
+        run over several inputs, their names joined by ", " and their sizes summed.
+    inputs : list of dict
+        Every input of the run, in order: `name`, `form` (csv, gzip, zstd, bz2, xz),
+        `bytes` (as given), `plain_bytes` (as read by the passes), `rows` (lines after
+        its header), and `skipped`, the note that says why a nightly run did not apply
+        it (docs/rules.md §7), or None.
     rows_read : int
         Every line but the header, blank lines included.
     applied : dict of str to int
@@ -45,6 +51,7 @@ class Summary:
 
     input: str = ""
     input_bytes: int = 0
+    inputs: list[dict[str, Any]] = field(default_factory=list)
     rows_read: int = 0
     applied: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KIND_NAMES.values(), 0))
     rejected: dict[str, int] = field(
@@ -62,7 +69,29 @@ class Summary:
         """The summary of a run over input `name` of `size` bytes, before any row: the
         `header_line` lines before the header are blank lines (docs/rules.md §2.1), rows
         read and skipped."""
-        return cls(input=name, input_bytes=size, rows_read=header_line, blank_lines=header_line)
+        named = {"name": name, "form": "csv", "bytes": size, "plain_bytes": size}
+        return cls(
+            input=name,
+            input_bytes=size,
+            inputs=[{**named, "rows": None, "skipped": None}],
+            rows_read=header_line,
+            blank_lines=header_line,
+        )
+
+    def add_input(self, item: Any, rows: int, skipped: str | None = None) -> None:
+        """Name an input of the run (an io.spool.Input), in order, with its rows."""
+        self.inputs.append(
+            {
+                "name": item.name,
+                "form": item.form,
+                "bytes": item.size or 0,
+                "plain_bytes": item.plain_bytes or 0,
+                "rows": rows,
+                "skipped": skipped,
+            }
+        )
+        self.input = ", ".join(i["name"] for i in self.inputs)
+        self.input_bytes = sum(i["bytes"] for i in self.inputs)
 
     @property
     def applied_total(self) -> int:
@@ -98,7 +127,16 @@ class Summary:
 
     def to_text(self) -> str:
         """A short human report, one fact a line."""
-        lines = [
+        lines = []
+        for i in self.inputs:
+            form = "" if i["form"] == "csv" else f", {i['form']}"
+            what = f"{i['bytes']:,} bytes{form}"
+            if i["skipped"]:
+                what += f"; not applied: {i['skipped']}"
+            elif i["rows"] is not None:
+                what += f", {i['rows']:,} rows"
+            lines.append(f"input            {i['name']}   ({what})")
+        lines += [
             f"rows read        {self.rows_read:>14,}",
             f"  applied        {self.applied_total:>14,}   "
             + ", ".join(f"{k} {v:,}" for k, v in self.applied.items() if v),

@@ -80,7 +80,8 @@ def read_accounts(path: str | Path) -> pl.DataFrame:
 
 def read_rejects(path: str | Path) -> pl.DataFrame:
     """The rejects file the job wrote, CSV or Parquet: line, reason (an Enum), and raw,
-    the line's exact bytes (docs/rules.md §5.2).
+    the line's exact bytes (docs/rules.md §5.2); after `file`, the input, for a run over
+    several inputs.
 
     In CSV, `raw` is escaped text: it is read back to the bytes (io/rawtext.py). A
     Parquet file whose `raw` is text (written by an older job) is read as its UTF-8 bytes.
@@ -91,12 +92,13 @@ def read_rejects(path: str | Path) -> pl.DataFrame:
         if frame.schema["raw"] != pl.Binary:
             frame = frame.with_columns(pl.col("raw").cast(pl.String).cast(pl.Binary))
     else:
-        frame = pl.read_csv(path, schema={"line": pl.UInt64, "reason": pl.String, "raw": pl.String})
+        frame = pl.read_csv(path, infer_schema=False)  # every column as text
         # Another writer may leave an empty raw line unquoted, which reads as null.
         text = frame.get_column("raw").fill_null("").to_arrow()
         frame = frame.with_columns(pl.Series("raw", unescape_array(text), dtype=pl.Binary))
     frame = frame.with_columns(pl.col("raw").fill_null(b""))
-    return frame.select(pl.col(name).cast(dtype) for name, dtype in REJECTS_FRAME.items())
+    schema = {"file": pl.String(), **REJECTS_FRAME} if "file" in frame.columns else REJECTS_FRAME
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
 
 
 def read_summary(path: str | Path) -> Summary:
@@ -111,7 +113,8 @@ def read_summary(path: str | Path) -> Summary:
 
 
 def read_events(path: str | Path) -> pl.DataFrame:
-    """The events file the job wrote (--events), CSV or Parquet, amounts exact."""
+    """The events file the job wrote (--events), CSV or Parquet, amounts exact; with its
+    `file` column first for a run over several inputs."""
     path = Path(path)
     if _is_parquet(path):
         frame = pl.read_parquet(path)
@@ -125,7 +128,9 @@ def read_events(path: str | Path) -> pl.DataFrame:
     missing = {"line", "client", "tx", "event", "amount"} - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: an events file needs the columns {sorted(missing)}")
+    named = [pl.col("file").cast(pl.String)] if "file" in frame.columns else []
     return frame.select(
+        *named,
         pl.col("line").cast(pl.UInt64),
         pl.col("client").cast(pl.UInt16),
         pl.col("tx").cast(pl.UInt32),

@@ -33,9 +33,12 @@ def accounts_frame(table: pa.Table) -> pl.DataFrame:
 
 
 def rejects_frame(tables: list[pa.Table]) -> pl.DataFrame:
-    """One DataFrame of rejected rows (line, reason, raw) from the engine's batches."""
+    """One DataFrame of rejected rows (line, reason, raw; after `file` in a run over
+    several inputs) from the engine's batches."""
     if not tables:
         return pl.DataFrame(schema=REJECTS_FRAME)
     frame = pl.from_arrow(pa.concat_tables(tables))
     assert isinstance(frame, pl.DataFrame)
-    return frame.cast(REJECTS_FRAME)  # type: ignore[arg-type]
+    # A run over several inputs names each row's input first (docs/rules.md §5.2).
+    schema = {"file": pl.String(), **REJECTS_FRAME} if "file" in frame.columns else REJECTS_FRAME
+    return frame.cast(schema)  # type: ignore[arg-type]

@@ -136,34 +136,23 @@ def parse_header_line(line: str, line_index: int = 0) -> Header:
 
 
 def check_input(path: str | Path) -> None:
-    """Raise InputError unless `path` is a regular file the job can read twice, or a URL.
+    """Raise InputError unless `path` is a regular file the passes can read twice, or a
+    URL (a cluster's workers read their ranges of it).
 
-    The job reads its input twice (docs/rules.md §2), so a pipe or another stream cannot
-    be its input (yet); checked before anything is opened, since opening a FIFO waits for
-    a writer.
+    A pipe, a compressed file or a URL of a run in one process reaches the passes as its
+    spool file (io/spool.py), which is a regular file; checked before anything is opened,
+    since opening a FIFO waits for a writer.
     """
     if is_url(path):
         return
-    if str(path) == "-":
-        raise InputError(f"input - (stdin) is not supported yet{_PIPE_HINT}")
     try:
         mode = os.stat(path).st_mode
     except OSError as e:
         raise _input_error(path, e) from None
     if stat.S_ISDIR(mode):
         raise InputError(f"input is a directory, not a file: {path}")
-    if stat.S_ISFIFO(mode):
-        raise InputError(f"input {path} is a pipe: pipes are not supported yet{_PIPE_HINT}")
-    if stat.S_ISSOCK(mode):
-        raise InputError(f"input {path} is a socket: streams are not supported yet{_PIPE_HINT}")
     if not stat.S_ISREG(mode):
-        raise InputError(f"input {path} is not a regular file (a device?): give a file")
-
-
-_PIPE_HINT = (
-    " (the job reads its input twice): write it to a file first, for example with "
-    "`cat > tx.csv`, and give that file"
-)
+        raise InputError(f"input {path} is not a regular file: the passes read files")
 
 
 def read_header(path: str | Path) -> Header:

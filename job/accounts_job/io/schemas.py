@@ -50,6 +50,21 @@ EVENTS_ARROW = pa.schema(
 )
 
 
+# A run over several inputs (docs/rules.md §2.10): rejects and events name their input
+# first, as it was given, since each input numbers its own lines.
+FILE_FIELD = pa.field("file", pa.string())
+
+
+def with_file_column(schema: pa.Schema) -> pa.Schema:
+    """`schema` with the `file` column first, as a run over several inputs writes it."""
+    return schema.insert(0, FILE_FIELD)
+
+
+def add_file_column(table: pa.Table, name: str) -> pa.Table:
+    """`table` with a first column `file` that holds `name` in every row."""
+    return table.add_column(0, FILE_FIELD, pa.repeat(pa.scalar(name, pa.string()), table.num_rows))
+
+
 def units_to_decimal(units: np.ndarray) -> pa.Array:
     """int64 units of 0.0001 as an Arrow decimal(38, 4), bit for bit: no float, no rounding.
 

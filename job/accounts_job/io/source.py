@@ -1,10 +1,11 @@
-"""Where a cluster run's input and outputs live: a path, or a URL.
+"""Where a run's inputs and outputs live: a path, or a URL.
 
-A cluster's workers must all read the input. A shared folder does that with plain paths;
-without one, the input can be a URL (s3://, gs://, az://, https://, file://, ...) read
-through fsspec, which Dask already brings, with the package for the scheme installed on
-every machine (s3fs, gcsfs, adlfs, aiohttp). Outputs may be URLs too: each is written
-to a local temporary file and uploaded whole when the run succeeds.
+An input can be a URL (s3://, gs://, az://, https://, file://, ...) read through fsspec
+(the `urls` extra; Dask brings it too), with the package for the scheme installed (s3fs,
+gcsfs, adlfs, aiohttp). A run in one process reads it once as a stream into a spool file
+(io/spool.py); a cluster's workers each read their byte ranges of it, on every machine
+(a shared folder does the same with plain paths). Outputs may be URLs too: each is
+written to a local temporary file and uploaded whole when the run succeeds.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ def _filesystem(url: str) -> tuple[Any, str]:
     try:
         from fsspec.core import url_to_fs
     except ImportError:
-        raise UsageError(
-            f"{url}: URLs need fsspec: pip install 'accounts-job[distributed]'"
-        ) from None
+        raise UsageError(f"{url}: URLs need fsspec: pip install 'accounts-job[urls]'") from None
     try:
         return url_to_fs(url)
     except (ImportError, ValueError) as e:

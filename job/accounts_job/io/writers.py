@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from ..errors import OutputError, UsageError
 from .rawtext import escape_array
-from .schemas import EVENTS_ARROW, REJECTS_CSV_ARROW, REJECTS_FILE_ARROW
+from .schemas import EVENTS_ARROW, REJECTS_CSV_ARROW, REJECTS_FILE_ARROW, with_file_column
 from .source import is_url, upload
 
 if TYPE_CHECKING:
@@ -798,15 +798,18 @@ class RejectsWriter(TableWriter):
     """A file of rejected rows (docs/rules.md §5.2): line, reason, raw.
 
     Pass one (or a path) as ``process(..., rejects_to=...)``: the job writes it batch by
-    batch and commits or discards it with its other outputs. `raw` is the line's exact
+    batch and commits or discards it with its other outputs. With `files`, a first
+    column `file` names each row's input, as a run over several inputs writes it
+    (docs/rules.md §5.2). `raw` is the line's exact
     bytes: a plain binary column in Parquet, so readers that predate large types read it
     too; escaped text in CSV (io/rawtext.py: never a spreadsheet formula, and
     ``unescape_raw`` gives the bytes back).
     """
 
-    def __init__(self, path: str | Path, fmt: Format | None = None) -> None:
+    def __init__(self, path: str | Path, fmt: Format | None = None, files: bool = False) -> None:
         fmt = fmt or output_format(path)
-        super().__init__(path, REJECTS_CSV_ARROW if fmt == "csv" else REJECTS_FILE_ARROW, fmt)
+        schema = REJECTS_CSV_ARROW if fmt == "csv" else REJECTS_FILE_ARROW
+        super().__init__(path, with_file_column(schema) if files else schema, fmt)
 
     def write(self, batch: pa.Table | pl.DataFrame) -> None:
         """Append a batch of rejects (line, reason, raw as bytes)."""
@@ -821,8 +824,9 @@ class EventsWriter(TableWriter):
     """A file of the event stream (docs/rules.md §5.3): line, client, tx, event, amount.
 
     Pass one (or a path) as ``process(..., events_to=...)``: the job writes it batch by
-    batch and commits or discards it with its other outputs.
+    batch and commits or discards it with its other outputs. With `files`, a first
+    column `file` names each event's input (docs/rules.md §5.3).
     """
 
-    def __init__(self, path: str | Path, fmt: Format | None = None) -> None:
-        super().__init__(path, EVENTS_ARROW, fmt)
+    def __init__(self, path: str | Path, fmt: Format | None = None, files: bool = False) -> None:
+        super().__init__(path, with_file_column(EVENTS_ARROW) if files else EVENTS_ARROW, fmt)

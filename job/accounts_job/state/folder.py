@@ -277,14 +277,17 @@ class StateDir:
         manifest: Manifest,
         ledger: Ledger,
         ledger_file: Path,
-        applied: AppliedFile,
+        applied: AppliedFile | list[AppliedFile],
     ) -> Manifest:
         """Write the new state beside the old and switch to it with one rename.
 
         A failure before the rename (a full or read-only disk: StateWriteError) leaves
         the state as it was and removes what the commit wrote; after the rename the new
-        state is the state, whatever else fails."""
+        state is the state, whatever else fails. `applied`: the input, or the inputs in
+        order, that tonight applied (one version for all of them)."""
         version = manifest.version + 1
+        if isinstance(applied, AppliedFile):
+            applied = [applied]
         try:
             with open_file(ledger_file) as f:
                 ledger_rows = pq.ParquetFile(f).metadata.num_rows
@@ -302,7 +305,7 @@ class StateDir:
             claimed=f"claimed-{version:06d}.parquet",
             ledgers=[*manifest.ledgers, ledger_file.name],
             files={k: v for k, v in manifest.files.items() if k.startswith("ledger-")},
-            applied=[*manifest.applied, applied],
+            applied=[*manifest.applied, *applied],
         )
         balances = ledger.accounts().drop_columns(["total"])  # total = available + held
         assert balances.schema == BALANCES_SCHEMA

@@ -7,7 +7,8 @@ The engine calls the hooks of `Night` (engine/run.py) while it runs; the job
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from ..codes import ACCOUNT_LOCKED, APPLIED, DEPOSIT, MAX_TX, NOT_DISPUTED, WITH
 from ..engine.ledger import Ledger
 from ..engine.parser import ParsedBatch
 from ..engine.references import InputDigest
+from ..engine.run import Applied
 from ..engine.summary import Summary
 from ..errors import AlreadyApplied, ProbableResend, StateWriteError, UsageError
 from ..kernels.rules import DEPOSITED, WITHDRAWN
@@ -34,8 +36,9 @@ class Night:
     """A run's use of a state folder: holds the folder's lock from `open` until `commit` or
     `discard`, and writes tonight's ledger beside the committed state meanwhile."""
 
-    def __init__(self, folder: StateDir, input: Path, allow_resend: bool) -> None:
-        """Read the state of a folder this run holds (see `open`)."""
+    def __init__(self, folder: StateDir, input: str | Path, allow_resend: bool) -> None:
+        """Read the state of a folder this run holds (see `open`). `input`: the run's
+        input, or its inputs, as messages name them."""
         self.folder = folder
         self.input = input
         self.allow_resend = allow_resend
@@ -50,7 +53,7 @@ class Night:
         # The state is its manifest: anything else of ours in the folder is what a run
         # stopped before its commit left there.
         folder.remove_leftovers(self.manifest)
-        self._digest: InputDigest | None = None
+        self._applied: list[Applied] | None = None
         self._ledger: Ledger | None = None
         self._initial_slots = np.zeros(0, dtype=np.uint8)
         self._out: LedgerWriter | None = None
@@ -61,7 +64,7 @@ class Night:
     def open(
         cls,
         folder: str | Path | StateDir,
-        input: Path,
+        input: str | Path,
         key: bytes | None = None,
         allow_resend: bool = False,
     ) -> Night:
@@ -80,22 +83,43 @@ class Night:
 
     # -- the engine's hooks (engine.run.Night) -------------------------------------------
 
-    def start(self, digest: InputDigest, ledger: Ledger) -> None:
-        earlier = self.manifest.applied_with(digest.sha256, digest.content_sha256)
-        if earlier is not None:
+    def start(self, inputs: Sequence[tuple[str, InputDigest]], ledger: Ledger) -> dict[int, str]:
+        # An input whose bytes or content were applied on an earlier night, or that is
+        # the same as an input before it tonight, is not applied again (docs/rules.md §7).
+        skipped: dict[int, str] = {}
+        seen: dict[str, str] = {}
+        for index, (name, digest) in enumerate(inputs):
+            earlier = self.manifest.applied_with(digest.sha256, digest.content_sha256)
+            if earlier is not None:
+                skipped[index] = f"already applied (as {earlier.name}, {earlier.applied_at})"
+            elif digest.content_sha256 in seen or digest.sha256 in seen:
+                first = seen.get(digest.content_sha256) or seen[digest.sha256]
+                skipped[index] = f"the same content as {first}, earlier in this run"
+            else:
+                seen[digest.content_sha256] = seen[digest.sha256] = name
+        if len(skipped) == len(inputs):
+            if len(inputs) == 1:
+                earlier = self.manifest.applied_with(
+                    inputs[0][1].sha256, inputs[0][1].content_sha256
+                )
+                assert earlier is not None
+                raise AlreadyApplied(
+                    f"{self.input} was already applied to {self.folder.path} (as "
+                    f"{earlier.name}, {earlier.applied_at}): nothing changed"
+                )
             raise AlreadyApplied(
-                f"{self.input} was already applied to {self.folder.path} (as {earlier.name}, "
-                f"{earlier.applied_at}): nothing changed"
+                f"every input was already applied to {self.folder.path}: nothing changed"
             )
         self._earlier = self.folder.load(self.manifest, ledger)
         self._repeated = np.zeros(self._earlier.words.size, dtype=np.uint64)
-        self._digest, self._ledger = digest, ledger
+        self._ledger = ledger
         self._initial_slots = ledger.slot_state.copy()
         path = self.folder.new_ledger_path(self.manifest)
         try:
             self._out = LedgerWriter(path)
         except OSError as e:
             raise StateWriteError(f"cannot write {path}: {e.strerror or e}") from None
+        return skipped
 
     def record(self, batch: ParsedBatch) -> None:
         # The accepted deposits and withdrawals: what later nights may reference.
@@ -130,8 +154,9 @@ class Night:
         hit = (words[at] == w) & ((bits[at] & bit) != 0)
         np.bitwise_or.at(self._repeated, at[hit], bit[hit])
 
-    def finish(self, ledger: Ledger) -> None:
+    def finish(self, ledger: Ledger, applied: Sequence[Applied]) -> None:
         assert self._out is not None
+        self._applied = list(applied)
         if not self.allow_resend:
             self._refuse_a_resend(ledger)
         try:
@@ -162,16 +187,21 @@ class Night:
 
     def commit(self, summary: Summary) -> Manifest:
         """Make tonight the state (one rename), then let go of the folder."""
-        assert self._out is not None and self._ledger is not None and self._digest is not None
-        applied = AppliedFile(
-            name=self.input.name,
-            sha256=self._digest.sha256,
-            content_sha256=self._digest.content_sha256,
-            rows=summary.rows_read,
-            bytes=summary.input_bytes,
-            applied_at=now(),
-            version=self.manifest.version + 1,
-        )
+        assert self._out is not None and self._ledger is not None and self._applied is not None
+        at = now()
+        version = self.manifest.version + 1
+        applied = [
+            AppliedFile(
+                name=_stored_name(a.name),
+                sha256=a.digest.sha256,
+                content_sha256=a.digest.content_sha256,
+                rows=a.rows,
+                bytes=a.bytes,
+                applied_at=at,
+                version=version,
+            )
+            for a in self._applied
+        ]
         # From here on tonight's ledger is the commit's: it removes it if it fails
         # before its rename, and keeps it after.
         ledger_file, self._out = self._out.path, None
@@ -182,3 +212,11 @@ class Night:
         """Leave the state as it was, and let go of the folder."""
         with self._lock:
             self.abort()
+
+
+def _stored_name(name: str) -> str:
+    """An input's name as the manifest keeps it: a file's or a URL's last part, `stdin`
+    for `-`."""
+    if name == "-":
+        return "stdin"
+    return PurePosixPath(name.split("://", 1)[-1]).name or name
