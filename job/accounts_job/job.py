@@ -12,6 +12,8 @@ the same outputs and commits. The `run` command only maps its options onto this 
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +26,7 @@ from .errors import UsageError
 from .faults import crash_point
 from .io.header import check_input
 from .io.source import is_url
+from .io.typed import TypedInput, TypedSource, is_typed_object, typed_source
 from .io.writers import (
     STDOUT,
     AtomicFile,
@@ -47,7 +50,7 @@ from .state.night import Night
 
 
 def process(
-    source: str | Path,
+    source: str | Path | TypedInput,
     *,
     accounts_to: str | Path | BinaryIO | None = None,
     accounts_format: Format | None = None,
@@ -73,8 +76,12 @@ def process(
 
     Parameters
     ----------
-    source : str or Path
-        The transactions CSV (docs/rules.md §2). A URL only with `cluster`.
+    source : str, Path, polars.LazyFrame or DataFrame, pyarrow.Table or RecordBatchReader
+        The transactions: a CSV (docs/rules.md §2), a URL only with `cluster`; or typed
+        rows (§2.10): a Parquet or Arrow IPC file (known by its content, whatever its
+        suffix), a folder or glob of Parquet files, a Polars frame, a pyarrow Table or
+        RecordBatchReader, or any object with ``__arrow_c_stream__``, scanned lazily in
+        Arrow batches.
     accounts_to : str, Path or binary stream, optional
         Write the accounts here (docs/rules.md §5.1). A path is replaced atomically (a
         symlink's target, in its own folder); `-` (stdout), a device, a FIFO or a
@@ -144,24 +151,29 @@ def process(
     """
     if cluster is not None and (state is not None or events_to is not None):
         raise UsageError("a --cluster run takes neither --state nor --events")
-    if cluster is None and is_url(source):
+    # Parquet, Arrow and frames by their content or type (docs/rules.md §2.10); None: CSV.
+    typed = _typed(source, cluster, state)
+    if typed is None and cluster is None and is_url(source):  # type: ignore[arg-type]
         raise UsageError(f"{source}: a URL input needs --cluster; a plain run reads local files")
     fmt = _accounts_format(accounts_to, accounts_format)
     for extra in (rejects_to, events_to):
         if isinstance(extra, (str, Path)):
             output_format(extra)  # an unknown suffix fails before anything is opened
-    check_input(source)  # so do a missing input and a pipe (docs/rules.md §6)
+    if typed is None:
+        check_input(source)  # type: ignore[arg-type]  # so do a missing input and a pipe (§6)
     # Two outputs on one file, or one on the input, lose data: refused before any opens.
     named = {"accounts": accounts_to, "summary": summary_to}
-    check_distinct(source, {**named, "rejects": rejects_to, "events": events_to})
+    path = source if isinstance(source, (str, Path)) else ""
+    check_distinct(path, {**named, "rejects": rejects_to, "events": events_to})
 
-    with _Outputs() as outputs:
+    with _Outputs() as outputs, contextlib.closing(typed or _Nothing()):
         accounts_file = outputs.file(accounts_to)
         summary_file = outputs.file(summary_to)
-        rejects = outputs.table(rejects_to, RejectsWriter)
-        events = outputs.table(events_to, EventsWriter)
+        several = typed is not None and typed.file_column is not None
+        rejects = outputs.table(rejects_to, functools.partial(RejectsWriter, files=several))
+        events = outputs.table(events_to, functools.partial(EventsWriter, files=several))
         night = (
-            outputs.night(state, Path(source), read_state_key(state_key), allow_resend)
+            outputs.night(state, Path(path), read_state_key(state_key), allow_resend)
             if state is not None
             else None
         )
@@ -180,9 +192,20 @@ def process(
                 stall_timeout=cluster_stall_timeout,
                 quiet=quiet,
             )
+        elif typed is not None:
+            from .engine.typed import run_typed
+
+            result = run_typed(
+                typed,
+                batch_size=batch_size,
+                rejects_to=rejects,
+                events_to=events,
+                keep_rejects=keep,
+                night=night,
+            )
         else:
             result = run_file(
-                Path(source),
+                Path(source),  # type: ignore[arg-type]
                 batch_size=batch_size,
                 block_bytes=block_bytes,
                 rejects_to=rejects,
@@ -199,6 +222,33 @@ def process(
             summary_file.write_with(lambda sink: write_bytes(sink, summary))
         outputs.commit(result)
     return result
+
+
+def _typed(source: object, cluster: str | None, state: object) -> TypedSource | None:
+    """The typed source `source` is, or None for a CSV; refused where a typed source
+    cannot go: a cluster run (which reads CSV), or a nightly state without a file to hash
+    (docs/rules.md §2.10, §7)."""
+    if cluster is not None:
+        if is_typed_object(source):
+            raise UsageError("a --cluster run reads a CSV path or URL, not a frame or table")
+        if is_url(source):  # type: ignore[arg-type]
+            return None
+    typed = typed_source(source)
+    if typed is None:
+        return None
+    if cluster is not None:
+        raise UsageError(f"{typed.name}: a --cluster run reads CSV; run Parquet and Arrow here")
+    if state is not None and not typed.files:
+        raise UsageError(
+            f"{typed.name}: a --state run applies a file once by its content; write the "
+            "frame or table to a Parquet file first"
+        )
+    return typed
+
+
+class _Nothing:
+    def close(self) -> None:
+        pass
 
 
 def init_state(folder: str | Path, state_key: bytes | None = None) -> int:
@@ -268,7 +318,7 @@ class _Outputs:
         return output
 
     def table(
-        self, target: str | Path | TableWriter | None, kind: type[TableWriter]
+        self, target: str | Path | TableWriter | None, kind: Callable[..., TableWriter]
     ) -> TableWriter | None:
         if target is None:
             return None

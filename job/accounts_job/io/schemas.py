@@ -50,6 +50,16 @@ EVENTS_ARROW = pa.schema(
 )
 
 
+# With rows from several files, rejects and events say which file a row's `line` is in:
+# a `file` column, after `line` (docs/rules.md §5.2).
+FILE_FIELD = pa.field("file", pa.string())
+
+
+def with_file(schema: pa.Schema) -> pa.Schema:
+    """`schema` with the `file` column after `line`."""
+    return schema.insert(1, FILE_FIELD)
+
+
 def units_to_decimal(units: np.ndarray) -> pa.Array:
     """int64 units of 0.0001 as an Arrow decimal(38, 4), bit for bit: no float, no rounding.
 

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from ..errors import OutputError, UsageError
 from .rawtext import escape_array
-from .schemas import EVENTS_ARROW, REJECTS_CSV_ARROW, REJECTS_FILE_ARROW
+from .schemas import EVENTS_ARROW, REJECTS_CSV_ARROW, REJECTS_FILE_ARROW, with_file
 from .source import is_url, upload
 
 if TYPE_CHECKING:
@@ -804,9 +804,11 @@ class RejectsWriter(TableWriter):
     ``unescape_raw`` gives the bytes back).
     """
 
-    def __init__(self, path: str | Path, fmt: Format | None = None) -> None:
+    def __init__(self, path: str | Path, fmt: Format | None = None, files: bool = False) -> None:
         fmt = fmt or output_format(path)
-        super().__init__(path, REJECTS_CSV_ARROW if fmt == "csv" else REJECTS_FILE_ARROW, fmt)
+        schema = REJECTS_CSV_ARROW if fmt == "csv" else REJECTS_FILE_ARROW
+        # Rows from several files: a `file` column after `line` (docs/rules.md §5.2).
+        super().__init__(path, with_file(schema) if files else schema, fmt)
 
     def write(self, batch: pa.Table | pl.DataFrame) -> None:
         """Append a batch of rejects (line, reason, raw as bytes)."""
@@ -824,5 +826,5 @@ class EventsWriter(TableWriter):
     batch and commits or discards it with its other outputs.
     """
 
-    def __init__(self, path: str | Path, fmt: Format | None = None) -> None:
-        super().__init__(path, EVENTS_ARROW, fmt)
+    def __init__(self, path: str | Path, fmt: Format | None = None, files: bool = False) -> None:
+        super().__init__(path, with_file(EVENTS_ARROW) if files else EVENTS_ARROW, fmt)
