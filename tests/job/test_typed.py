@@ -466,3 +466,14 @@ def test_the_command_line_runs_parquet_and_refuses_it_on_a_cluster(tmp_path):
     ]
     refused = run_script("run", tmp_path / "tx.parquet", "--cluster", "local:1", "--quiet")
     assert refused.returncode == 2 and b"reads CSV" in refused.stderr
+
+
+def test_a_damaged_or_empty_typed_file(tmp_path):
+    (tmp_path / "damaged.parquet").write_bytes(b"PAR1 not really a Parquet file")
+    done = run_script("run", tmp_path / "damaged.parquet", "--quiet")
+    assert done.returncode == 66
+    assert done.stderr.decode().startswith("accounts-job: error: cannot read input ")
+    assert done.stderr.count(b"\n") == 1
+    frame().head(0).write_parquet(tmp_path / "empty.parquet")
+    result = process(tmp_path / "empty.parquet")
+    assert result.summary.rows_read == 0 and result.accounts.height == 0

@@ -24,8 +24,8 @@ from .progress import progress_bar
 
 EXIT_STATUS = (
     "Exit status: 0 when the run completed, rejected rows or not, or INPUT was already "
-    "applied to --state; 2 usage error; 65 INPUT has no usable header, or the state is "
-    "damaged or edited, or INPUT is a probable re-send; 66 INPUT missing or unreadable, "
+    "applied to --state; 2 usage error; 65 INPUT has no usable header or columns, or the "
+    "state is damaged or edited, or INPUT is a probable re-send; 66 INPUT missing or unreadable, "
     "or --state is not a state folder (see state init); 69 the --cluster is unreachable "
     "or failed; 70 internal error; 73 an output, or the state, cannot be "
     "written; 74 reading INPUT failed part way; 75 another run holds the state; "
@@ -38,7 +38,8 @@ def run(
     input: Annotated[
         str,
         typer.Argument(
-            help="The transactions CSV: a path, or with --cluster also a URL.",
+            help="The transactions: a CSV, a Parquet or Arrow file, or a folder or glob of "
+            "Parquet files (known by content); with --cluster, a CSV path or URL.",
             metavar="INPUT",
             show_default=False,
         ),
