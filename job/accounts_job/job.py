@@ -166,7 +166,9 @@ def process(
     path = source if isinstance(source, (str, Path)) else ""
     check_distinct(path, {**named, "rejects": rejects_to, "events": events_to})
 
-    with _Outputs() as outputs, contextlib.closing(typed or _Nothing()):
+    # A typed source may hold a temporary copy of a stream: removed whatever happens.
+    done_with = contextlib.closing(typed) if typed is not None else contextlib.nullcontext()
+    with _Outputs() as outputs, done_with:
         accounts_file = outputs.file(accounts_to)
         summary_file = outputs.file(summary_to)
         several = typed is not None and typed.file_column is not None
@@ -244,11 +246,6 @@ def _typed(source: object, cluster: str | None, state: object) -> TypedSource | 
             "frame or table to a Parquet file first"
         )
     return typed
-
-
-class _Nothing:
-    def close(self) -> None:
-        pass
 
 
 def init_state(folder: str | Path, state_key: bytes | None = None) -> int:

@@ -8,6 +8,7 @@ the job gives the same accounts and the same rejects, line for line, as for the 
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,31 @@ def test_a_csv_as_parquet_gives_the_same_accounts_and_rejects(data, prefer, null
         expected.accounts,
         [(row_of[line], reason) for line, reason in expected.rejects],
     )
+
+
+@given(data=csv_files(max_rows=20), prefer=PREFERENCES, cuts=st.lists(st.integers(0, 20)))
+def test_a_csv_cut_into_a_folder_of_parquet_files_gives_the_same_answer(data, prefer, cuts):
+    """Rows cut over several files, read in path order: the same accounts, and each
+    reject's line is its row's number in its own file, beside that file's path."""
+    converted = csv_to_table(data, prefer)
+    if converted is None or converted.table.num_rows == 0:
+        return  # no header, or no rows: a folder of no files holds no rows to read
+    expected = simulate(data)
+    n = converted.table.num_rows
+    bounds = sorted({0, n, *(c for c in cuts if c < n)})
+    where = {}  # CSV line -> (file, row in file)
+    with tempfile.TemporaryDirectory() as folder:
+        for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            # Names that sort as the rows go, whatever the number of files.
+            path = Path(folder) / f"part={i:03d}" / "rows.parquet"
+            path.parent.mkdir()
+            pq.write_table(converted.table.slice(lo, hi - lo), path)
+            for row in range(lo, hi):
+                where[converted.lines[row]] = (str(path), row - lo + 1)
+        result = process(folder)
+        assert rows_of(result)[0] == expected.accounts
+        got = [(file, line, reason) for line, file, reason, _ in result.rejects.iter_rows()]
+        assert got == [(*where[line], reason) for line, reason in expected.rejects]
 
 
 @given(
