@@ -203,6 +203,7 @@ def process(
                 rejects_to=rejects,
                 events_to=events,
                 keep_rejects=keep,
+                progress=progress,
                 night=night,
             )
         else:

@@ -503,3 +503,11 @@ def test_a_damaged_or_empty_typed_file(tmp_path):
     frame().head(0).write_parquet(tmp_path / "empty.parquet")
     result = process(tmp_path / "empty.parquet")
     assert result.summary.rows_read == 0 and result.accounts.height == 0
+
+
+def test_progress_reports_each_pass_of_a_file_by_its_bytes(tmp_path):
+    frame().write_parquet(tmp_path / "tx.parquet")
+    calls = []
+    process(tmp_path / "tx.parquet", progress=lambda name, n: calls.append((name, n)))
+    size = (tmp_path / "tx.parquet").stat().st_size
+    assert calls == [("references", size), ("rules", size)]

@@ -480,6 +480,9 @@ def run_typed(
         source.hash_into(digest.raw)
     summary = Summary.for_input(source.name, source.size, 0)
     referenced = referenced_ids(source, columns, batch_size)
+    if progress:
+        # Rows are not bytes: each pass reports the source's bytes once it is done.
+        progress("references", source.size)
     ledger = Ledger(referenced)
     if night is not None:
         assert digest is not None
@@ -516,8 +519,8 @@ def run_typed(
                 events_to.write(events)
             if night is not None:
                 night.record(batch)  # type: ignore[arg-type]
-            if progress:
-                progress("rules", rows.num_rows)
+        if progress:
+            progress("rules", source.size)
         if night is not None:
             night.finish(ledger)
     except BaseException:
