@@ -148,6 +148,9 @@ def process(
     --------
     >>> result = process("tx.csv", accounts_to="accounts.parquet")  # doctest: +SKIP
     >>> result.accounts  # doctest: +SKIP
+    >>> import polars as pl  # doctest: +SKIP
+    >>> january = pl.scan_parquet("lake/").filter(pl.col("month") == "2024-01")  # doctest: +SKIP
+    >>> process(january, rejects_to="rejects.parquet").summary.rows_read  # doctest: +SKIP
     """
     if cluster is not None and (state is not None or events_to is not None):
         raise UsageError("a --cluster run takes neither --state nor --events")
