@@ -23,6 +23,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
 from accounts_job import process
+from accounts_job.engine.typed import _kinds
 from accounts_job.errors import AlreadyApplied, HeaderError, UsageError
 from accounts_job.io.typed import sniff, typed_source
 from accounts_job.kernels.parse import _parse_kind
@@ -140,6 +141,13 @@ def test_the_type_kernel_reads_a_name_as_the_csv_parser_does(text, flips):
         end -= 1
     assert kinds[0] == _parse_kind(buf, start, end)
     assert nul[0] == (0 in data)
+    # Polars' string views: the names found from the views' words (kernels.view_kinds)
+    # where every value is inline, by the bytes otherwise; a null names no kind.
+    for values in ([bytes(data), None, b"deposit"], [bytes(data), b"x" * 13]):
+        views = pa.array([b"dispute", *values], pa.binary_view()).slice(1)  # an offset
+        got, got_nul = _kinds(views)
+        assert got[0] == kinds[0] and got_nul[0] == nul[0]
+        assert got[1] == 0 and not got_nul[1]
 
 
 # -- sources -------------------------------------------------------------------------------------

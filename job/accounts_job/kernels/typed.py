@@ -131,3 +131,67 @@ def decimal_units(words, factor, limit, valid, units):
             units[i] = low * factor
         else:
             units[i] = -1
+
+
+_FOLD4 = np.uint64(0x20202020)  # each of four bytes OR 0x20
+_FOLD3 = np.uint64(0x202020)
+_FOLD2 = np.uint64(0x2020)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_LOW24 = np.uint64(0xFFFFFF)
+_LOW16 = np.uint64(0xFFFF)
+_S32 = np.uint64(32)
+
+
+@njit(cache=True, nogil=True)
+def view_kinds(data, words, valid, kinds, nul):
+    """text_kinds over string views whose values are all inline (12 bytes or fewer).
+
+    `words` is the views' buffer as uint64, two words per view: the length (the low 32
+    bits of the first) then the bytes inline. A value spelt exactly as a name (in any
+    case) is found from the two words at once; any other value (blanks to trim, a NUL,
+    no name at all) goes through text_kinds's reading of its bytes in `data`, the same
+    buffer as bytes."""
+    for i in range(kinds.size):
+        kind = NONE
+        if valid[i]:
+            w0 = words[2 * i]
+            w1 = words[2 * i + 1]
+            n = w0 & _LOW32
+            head = (w0 >> _S32) | _FOLD4  # the first four bytes, folded
+            if n == 7:
+                key = head | (((w1 & _LOW24) | _FOLD3) << _S32)
+                if key == _DEPOSIT:
+                    kind = DEPOSIT
+                elif key == _DISPUTE:
+                    kind = DISPUTE
+                elif key == _RESOLVE:
+                    kind = RESOLVE
+            elif n == 8:
+                if head | (((w1 & _LOW32) | _FOLD4) << _S32) == _WITHDRAW:
+                    kind = WITHDRAWAL
+            elif n == 10:
+                key = head | (((w1 & _LOW32) | _FOLD4) << _S32)
+                tail = ((w1 >> _S32) & _LOW16) | _FOLD2
+                if key == _WITHDRAW and tail == _AL:
+                    kind = WITHDRAWAL
+                elif key == _CHARGEBA and tail == _CK:
+                    kind = CHARGEBACK
+        if kind != NONE:
+            kinds[i] = kind
+            nul[i] = False
+            continue
+        start = np.int64(16 * i + 4)
+        end = start + np.int64(words[2 * i] & _LOW32)
+        if not valid[i]:
+            end = start
+        has_nul = False
+        for p in range(start, end):
+            if data[p] == 0:
+                has_nul = True
+                break
+        while start < end and is_blank(data[start]):
+            start += 1
+        while end > start and is_blank(data[end - 1]):
+            end -= 1
+        kinds[i] = kind_of(data, start, end)
+        nul[i] = has_nul
