@@ -430,9 +430,11 @@ def test_a_hive_dataset_is_read_in_path_order_with_the_file_of_each_row(tmp_path
         folder.mkdir(parents=True)
         df.filter(pl.col("month") == month).drop("month").write_parquet(folder / "part-0.parquet")
     (tmp_path / "tx" / "_SUCCESS").write_text("")
+    (tmp_path / "tx" / "_temporary").mkdir()  # a write under way: not part of the data
+    df.write_parquet(tmp_path / "tx" / "_temporary" / "part-9.parquet")
     expected = run_csv(tmp_path, CSV)
     rejects_csv, events_csv = tmp_path / "rejects.csv", tmp_path / "events.csv"
-    for source in (tmp_path / "tx", str(tmp_path / "tx" / "*" / "*.parquet")):
+    for source in (tmp_path / "tx", str(tmp_path / "tx" / "month=*" / "*.parquet")):
         result = process(source)
         assert rows_of(result)[0] == expected.accounts
         assert result.summary.rows_read == 6

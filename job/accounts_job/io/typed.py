@@ -37,6 +37,7 @@ from ..errors import InputError
 PARQUET_MAGIC = b"PAR1"
 ARROW_MAGIC = b"ARROW1"
 FEATHER1_MAGIC = b"FEA1"
+_HIDDEN = (".", "_")
 # Bytes read at a time while hashing a file for a nightly state.
 _HASH_READ = 1 << 20
 
@@ -71,12 +72,12 @@ def _parquet_files(source: str) -> list[Path] | None:
     """The Parquet files of a folder (every file under it, hive partitions included) or
     of a glob, in sorted path order; None when `source` is neither."""
     if os.path.isdir(source):
-        found = [
-            Path(root, name)
-            for root, _, names in os.walk(source)
-            for name in names
-            if not name.startswith((".", "_"))  # _SUCCESS, .crc and the like
-        ]
+        found = []
+        for root, folders, names in os.walk(source):
+            # Names starting with . or _ are a writer's own: _SUCCESS, .crc files, the
+            # _temporary folder of a write still under way.
+            folders[:] = [f for f in folders if not f.startswith(_HIDDEN)]
+            found += [Path(root, name) for name in names if not name.startswith(_HIDDEN)]
     elif not os.path.exists(source) and glob.has_magic(source):
         found = [Path(p) for p in glob.glob(source, recursive=True) if os.path.isfile(p)]
     else:
