@@ -25,6 +25,7 @@ from .errors import UsageError
 from .faults import crash_point
 from .io.source import is_url
 from .io.spool import STDIN, Input, Spools, describe, expand
+from .io.typed import TypedInput, TypedSource, is_typed_object, typed_source
 from .io.writers import (
     STDOUT,
     AtomicFile,
@@ -48,7 +49,7 @@ from .state.night import Night
 
 
 def process(
-    source: str | Path | Sequence[str | Path],
+    source: str | Path | Sequence[str | Path] | TypedInput,
     *,
     accounts_to: str | Path | BinaryIO | None = None,
     accounts_format: Format | None = None,
@@ -74,7 +75,7 @@ def process(
 
     Parameters
     ----------
-    source : str, Path, or a sequence of them
+    source : str, Path, a sequence of them, or a frame, table or Arrow stream
         The transactions CSV (docs/rules.md §2): a path, `-` (standard input), a FIFO,
         or a URL (s3://, gs://, https://, file://, ... through fsspec); plain, or
         compressed with gzip, zstd, bzip2 or xz, told by its magic bytes (§2.10). A
@@ -82,6 +83,10 @@ def process(
         header and line numbers; rejects and events then carry a `file` column. A name
         holding a glob pattern (``incoming/2026-11-*.csv``) stands for the files it
         matches, sorted. With `cluster`: one plain CSV, a path or a URL.
+        Or typed rows (§2.11): a Parquet or Arrow IPC file (known by its content,
+        whatever its suffix), a folder or glob of Parquet files, a Polars LazyFrame or
+        DataFrame, a pyarrow Table or RecordBatchReader, or any object with
+        ``__arrow_c_stream__``, scanned lazily in Arrow batches.
     accounts_to : str, Path or binary stream, optional
         Write the accounts here (docs/rules.md §5.1). A path is replaced atomically (a
         symlink's target, in its own folder); `-` (stdout), a device, a FIFO or a
@@ -150,29 +155,39 @@ def process(
     --------
     >>> result = process("tx.csv", accounts_to="accounts.parquet")  # doctest: +SKIP
     >>> result.accounts  # doctest: +SKIP
+    >>> import polars as pl  # doctest: +SKIP
+    >>> january = pl.scan_parquet("lake/").filter(pl.col("month") == "2024-01")  # doctest: +SKIP
+    >>> process(january, rejects_to="rejects.parquet").summary.rows_read  # doctest: +SKIP
     """
     if cluster is not None and (state is not None or events_to is not None):
         raise UsageError("a --cluster run takes neither --state nor --events")
-    names = expand([source] if isinstance(source, (str, Path)) else list(source))
-    if not names:
-        raise UsageError("no input given")
-    if names.count(STDIN) > 1:
-        raise UsageError("standard input (-) can be read once: name it once")
-    if cluster is not None and (len(names) > 1 or names[0] == STDIN):
-        raise UsageError("a --cluster run takes one input, a path or a URL")
-    several = len(names) > 1
+    # Parquet, Arrow and frames by their content or type (docs/rules.md §2.11); None: CSV.
+    if isinstance(source, Sequence) and not isinstance(source, str) and len(source) == 1:
+        source = source[0]  # one input, as the command line hands it over
+    single = isinstance(source, (str, Path)) or not isinstance(source, Sequence)
+    typed = _typed(source, cluster, state) if single else None
+    names: list[str] = []
+    if typed is None:
+        names = expand([source] if single else list(source))  # type: ignore[list-item, arg-type]
+        if not names:
+            raise UsageError("no input given")
+        if names.count(STDIN) > 1:
+            raise UsageError("standard input (-) can be read once: name it once")
+        if cluster is not None and (len(names) > 1 or names[0] == STDIN):
+            raise UsageError("a --cluster run takes one input, a path or a URL")
+    several = len(names) > 1 or (typed is not None and typed.file_column is not None)
     fmt = _accounts_format(accounts_to, accounts_format)
     for extra in (rejects_to, events_to):
         if isinstance(extra, (str, Path)):
             output_format(extra)  # an unknown suffix fails before anything is opened
-        elif several and isinstance(extra, TableWriter) and "file" not in extra.schema.names:
+        elif len(names) > 1 and isinstance(extra, TableWriter) and "file" not in extra.schema.names:
             raise UsageError(
                 "a run over several inputs writes a `file` column: give the writer files=True"
             )
     # A missing input and one of a form the job cannot read fail before any output is
     # opened (docs/rules.md §6); a pipe is told when it is read.
     inputs = [describe(name) if cluster is None or not is_url(name) else None for name in names]
-    if cluster is not None and inputs[0] is not None and inputs[0].path is None:
+    if cluster is not None and inputs and inputs[0] is not None and inputs[0].path is None:
         # The workers read byte ranges of the input itself: neither a stream nor a
         # compressed file has them.
         what = "a pipe" if inputs[0].form == "csv" else f"{inputs[0].form}-compressed"
@@ -182,16 +197,24 @@ def process(
         )
     # Two outputs on one file, or one on an input, lose data: refused before any opens.
     named = {"accounts": accounts_to, "summary": summary_to}
-    for name in names:
+    typed_path = str(source) if isinstance(source, (str, Path)) else ""
+    for name in names or [typed_path]:
         check_distinct(name, {**named, "rejects": rejects_to, "events": events_to})
 
-    with Spools() as spools, _Outputs() as outputs:
+    # A typed source may hold a temporary copy of a stream: removed whatever happens.
+    done_with = contextlib.closing(typed) if typed is not None else contextlib.nullcontext()
+    with Spools() as spools, _Outputs() as outputs, done_with:
         accounts_file = outputs.file(accounts_to)
         summary_file = outputs.file(summary_to)
         rejects = outputs.table(rejects_to, RejectsWriter, several)
         events = outputs.table(events_to, EventsWriter, several)
         night = (
-            outputs.night(state, ", ".join(names), read_state_key(state_key), allow_resend)
+            outputs.night(
+                state,
+                typed.name if typed is not None else ", ".join(names),
+                read_state_key(state_key),
+                allow_resend,
+            )
             if state is not None
             else None
         )
@@ -209,6 +232,18 @@ def process(
                 connect_timeout=cluster_connect_timeout,
                 stall_timeout=cluster_stall_timeout,
                 quiet=quiet,
+            )
+        elif typed is not None:
+            from .engine.typed import run_typed
+
+            result = run_typed(
+                typed,
+                batch_size=batch_size,
+                rejects_to=rejects,
+                events_to=events,
+                keep_rejects=keep,
+                progress=progress,
+                night=night,
             )
         else:
             result = run_inputs(
@@ -230,6 +265,28 @@ def process(
             summary_file.write_with(lambda sink: write_bytes(sink, summary))
         outputs.commit(result)
     return result
+
+
+def _typed(source: object, cluster: str | None, state: object) -> TypedSource | None:
+    """The typed source `source` is, or None for a CSV; refused where a typed source
+    cannot go: a cluster run (which reads CSV), or a nightly state without a file to hash
+    (docs/rules.md §2.11, §7)."""
+    if cluster is not None:
+        if is_typed_object(source):
+            raise UsageError("a --cluster run reads a CSV path or URL, not a frame or table")
+        if is_url(source):  # type: ignore[arg-type]
+            return None
+    typed = typed_source(source)
+    if typed is None:
+        return None
+    if cluster is not None:
+        raise UsageError(f"{typed.name}: a --cluster run reads CSV; run Parquet and Arrow here")
+    if state is not None and not typed.files:
+        raise UsageError(
+            f"{typed.name}: a --state run applies a file once by its content; write the "
+            "frame or table to a Parquet file first"
+        )
+    return typed
 
 
 def init_state(folder: str | Path, state_key: bytes | None = None) -> int:

@@ -156,6 +156,7 @@ def warm(*, sharded_only: bool = False) -> Warmed:
                     block_bytes=64,
                 )
         if not sharded_only:
+            _warm_typed(folder)
             state = folder / "state"
             init_state(state)
             for name in ("night-1.csv", "night-2.csv"):
@@ -168,6 +169,48 @@ def warm(*, sharded_only: bool = False) -> Warmed:
         cache_dirs=cache_dirs(),
         cpu=cpu_target(),
     )
+
+
+# Typed rows (docs/rules.md §2.11): text in every layout Arrow has (offsets of 32 and 64
+# bits, string views) and typed columns, so that each text kernel's signatures compile.
+_TYPED_ROWS = {
+    "type": ["deposit", " Withdraw ", "dispute", "resolve", "chargeback", "bogus", None, "x\x00"],
+    "client": ["1", "1", "1", "1", "1", "2", "70000", None],
+    "tx": ["1", "2", "1", "1", "1", "3", "4", "-5"],
+    "amount": ["10", "2.5", None, "", "", "1e3", "1.00001", "\x00"],
+}
+
+
+def _warm_typed(folder: Path) -> None:
+    """Typed sources over the typed samples: Arrow tables and Parquet files, text and
+    typed columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .job import process
+
+    text = pa.table(_TYPED_ROWS)
+    large = text.cast(pa.schema([(n, pa.large_string()) for n in text.column_names]))
+    n = text.num_rows
+    typed = pa.table(
+        {
+            "type": text.column("type"),
+            "client": pa.array([1, 1, 1, 1, 1, 2, 70000, -1], pa.int64()),
+            "tx": pa.array(range(n), pa.uint32()),
+            "amount": pa.array([1000, 25000, 0, 0, 0, 1, 1, 1], pa.int64()).cast(
+                pa.decimal128(38, 4)
+            ),
+        }
+    )
+    for i, table in enumerate((text, large, typed)):
+        pq.write_table(table, folder / f"typed-{i}.parquet")
+        process(table, batch_size=4)
+        process(
+            folder / f"typed-{i}.parquet",
+            rejects_to=folder / f"typed-{i}.rejects.parquet",
+            events_to=folder / f"typed-{i}.events.parquet",
+            batch_size=4,
+        )
 
 
 def kernels() -> list[Any]:

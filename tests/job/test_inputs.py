@@ -169,11 +169,9 @@ def arrow_file(path: Path) -> Path:
     ("make", "looks"),
     [
         (zip_file, b"looks like a ZIP archive"),
-        (parquet_file, b"looks like a Parquet file"),
-        (arrow_file, b"looks like an Arrow IPC file"),
         (lambda p: (p.write_bytes(os.urandom(8192)), p)[1], b"looks like binary data"),
     ],
-    ids=["zip", "parquet", "arrow", "random"],
+    ids=["zip", "random"],
 )
 def test_an_input_of_another_form_fails_65_in_one_line_before_any_output(tmp_path, make, looks):
     path = make(tmp_path / "day.csv")
@@ -188,6 +186,31 @@ def test_an_input_of_another_form_fails_65_in_one_line_before_any_output(tmp_pat
     assert list(out.iterdir()) == []
     with pytest.raises(FormError):
         accounts_job.process(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "looks"),
+    [(parquet_file, b"looks like a Parquet file"), (arrow_file, b"looks like an Arrow IPC file")],
+    ids=["parquet", "arrow"],
+)
+def test_a_typed_file_among_csv_inputs_fails_65_in_one_line_before_any_output(
+    tmp_path, make, looks
+):
+    """Parquet and Arrow are read alone (docs/rules.md §2.11), not in a list of CSVs."""
+    csv = tmp_path / "mon.csv"
+    csv.write_text(DAY)
+    path = make(tmp_path / "tue.csv")
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run_script("run", csv, path, "--out", out / "a.csv", "--rejects", out / "r.csv")
+    assert done.returncode == 65, done.stderr
+    assert len(done.stderr.decode().splitlines()) == 1, done.stderr
+    assert looks in done.stderr and b"only input" in done.stderr
+    assert list(out.iterdir()) == []
+    with pytest.raises(FormError):
+        accounts_job.process([csv, path])
+    # Alone, the same file is read as typed rows.
+    assert accounts_job.process(path).summary.rows_read > 0
 
 
 @pytest.mark.parametrize("damage", ["cut", "corrupt"])

@@ -24,9 +24,9 @@ from .progress import progress_bar
 
 EXIT_STATUS = (
     "Exit status: 0 when the run completed, rejected rows or not, or INPUT was already "
-    "applied to --state; 2 usage error; 65 INPUT has no usable header, or the state is "
-    "damaged or edited, or INPUT is a probable re-send, or INPUT is not CSV (a ZIP, Parquet "
-    "or binary file); 66 INPUT missing or unreadable, "
+    "applied to --state; 2 usage error; 65 INPUT has no usable header or columns, or the "
+    "state is damaged or edited, or INPUT is a probable re-send, or INPUT is of a form the "
+    "job does not read (a ZIP or binary file); 66 INPUT missing or unreadable, "
     "or --state is not a state folder (see state init); 69 the --cluster is unreachable "
     "or failed; 70 internal error; 73 an output, or the state, cannot be "
     "written; 74 reading INPUT failed part way, or its compressed data is corrupt or cut "
@@ -40,11 +40,12 @@ def run(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="The transactions CSV: a path, - for standard input, a FIFO, or a URL "
+            help="The transactions: a CSV path, - for standard input, a FIFO, or a URL "
             "(s3://, gs://, https://, file://); plain or compressed (gzip, zstd, bzip2, xz, "
             "told by their magic bytes). Several are applied in order as one stream, each "
             "with its own header and line numbers; a quoted glob ('in/2026-11-*.csv') is "
-            "expanded and sorted by the job.",
+            "expanded and sorted by the job. Or, alone, a Parquet or Arrow file, or a folder "
+            "or glob of Parquet files (known by content).",
             metavar="INPUT...",
             show_default=False,
         ),

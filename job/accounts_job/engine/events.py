@@ -34,7 +34,7 @@ def events_table(batch: ParsedBatch) -> pa.Table:
     and chargeback the referenced deposit's (the rules kernel puts it there). A `locked`
     event has no amount.
     """
-    first_line, kinds, clients, txs = batch.first_line, batch.kinds, batch.clients, batch.txs
+    kinds, clients, txs = batch.kinds, batch.clients, batch.txs
     amounts, status = batch.amounts, batch.status
     rows = np.flatnonzero(status == APPLIED)
     chargeback = kinds[rows] == CHARGEBACK
@@ -53,7 +53,7 @@ def events_table(batch: ParsedBatch) -> pa.Table:
         )
     return pa.table(
         [
-            pa.array(rows + first_line, pa.uint64()),
+            pa.array(batch.line_numbers(rows), pa.uint64()),
             pa.array(clients[rows], pa.uint16()),
             pa.array(txs[rows], pa.uint32()),
             _EVENT_BY_CODE.take(pa.array(codes)),

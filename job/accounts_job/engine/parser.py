@@ -32,6 +32,10 @@ class ParsedBatch:
     def first_line(self) -> int:
         return self.block.first_line + self.lo
 
+    def line_numbers(self, rows: np.ndarray) -> np.ndarray:
+        """The 1-based line numbers of the given rows of the batch (docs/rules.md §5.2)."""
+        return rows + self.first_line
+
 
 class Parser:
     """Types the lines of blocks, batch by batch, into arrays reused from batch to batch."""

@@ -117,5 +117,11 @@ def check_header_error(name: str, head: bytes) -> None:
 
 def check_readable(name: str, form: Form) -> None:
     """Raise FormError (exit 65) unless the job reads inputs of `form`."""
+    if form in ("parquet", "arrow"):
+        # Typed inputs are read on their own path (io/typed.py), one source a run.
+        raise FormError(
+            f"{name} looks like {_NAMES[form]}: a run reads Parquet or Arrow as its only "
+            "input (a file, a folder or a glob of Parquet files), not among CSV inputs"
+        )
     if form not in READABLE:
         raise FormError(f"{name} looks like {_NAMES[form]}: the job reads {SUPPORTED}")
