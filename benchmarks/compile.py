@@ -96,10 +96,18 @@ def main() -> None:
         help="one plain run of a small CSV (what the Quickstart's first run compiles) "
         "instead of the whole warm-up",
     )
-    first_run = parser.parse_args().first_run
+    parser.add_argument(
+        "--package",
+        type=Path,
+        default=Path(accounts_job.__file__).parent,
+        help="the accounts_job package folder to compile (default: the installed one), "
+        "for a table of another version in the same run",
+    )
+    args = parser.parse_args()
+    first_run = args.first_run
     with tempfile.TemporaryDirectory(prefix="accounts-job-fresh-") as site:
         shutil.copytree(
-            Path(accounts_job.__file__).parent,
+            args.package,
             Path(site) / "accounts_job",
             ignore=shutil.ignore_patterns("__pycache__"),
         )
