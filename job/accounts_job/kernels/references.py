@@ -90,7 +90,7 @@ def _canonical_reference(data, words, start, end):
     return -2
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True)
 def _reference_at(data, words, s, e, type_first, canonical, cols):
     """The tx id the line data[s:e] references; -1 if it is no well-formed reference;
     -2 if `canonical` and the line is not (the caller then scans again, generally)."""
