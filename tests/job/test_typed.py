@@ -204,10 +204,13 @@ def test_every_kind_of_source_gives_the_csvs_answer(tmp_path):
         pa.RecordBatchReader.from_stream(df.to_arrow()),
         OnlyAStream(df.to_arrow()),
     ]
-    for source in sources:
+    forms = ["parquet", "arrow", "feather", "frame", "frame", "table", "stream", "stream"]
+    for source, form in zip(sources, forms, strict=True):
         result = process(source)
         assert rows_of(result) == (expected.accounts, expected.rejects), type(source)
         assert result.summary.rows_read == 6
+        # The summary says what was read (docs/rules.md §5.4), not "csv".
+        assert result.summary.inputs[0]["form"] == form, source
     # A locked account and a credited one: the answer is not trivially empty.
     assert expected.accounts[1][3] is True and expected.accounts[2][0] == D("6.5")
 

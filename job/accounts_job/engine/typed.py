@@ -504,6 +504,7 @@ def run_typed(
         digest = InputDigest()
         source.hash_into(digest.raw)
     summary = Summary.for_input(source.name, source.size, 0)
+    summary.inputs[0]["form"] = source.form
     referenced = referenced_ids(source, columns, batch_size)
     if progress:
         # Rows are not bytes: each pass reports the source's bytes once it is done.

@@ -118,6 +118,9 @@ class TypedSource:
     _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _prepare: Callable[[list[str]], None] | None = None
     lazy: Any = None  # the Polars LazyFrame it scans, if it is one
+    # What the summary names its form (docs/rules.md §5.4): parquet, arrow, feather,
+    # frame, table or stream.
+    form: str = "stream"
 
     def prepare(self, columns: list[str]) -> None:
         """Called once, before any pass, with every column the job will read: a stream
@@ -174,16 +177,16 @@ def typed_source(source: object) -> TypedSource | None:
         text = str(source)
         files = _parquet_files(text)
         if files is not None:
-            return _parquet(text, files, dataset=True)
+            return _formed(_parquet(text, files, dataset=True), "parquet")
         kind = sniff(text)
         if kind is None:
             return None
         if kind == "parquet":
-            return _parquet(text, [Path(text)], dataset=False)
+            return _formed(_parquet(text, [Path(text)], dataset=False), "parquet")
         if kind == "arrow":
-            return _ipc(text)
+            return _formed(_ipc(text), "arrow")
         table = _reading(text, lambda: _feather_v1(text))
-        return _table(table, text, [Path(text)])
+        return _formed(_table(table, text, [Path(text)]), "feather")
     if not is_typed_object(source):
         raise TypeError(
             f"process() takes a path, a Polars frame, a pyarrow Table or RecordBatchReader, "
@@ -192,14 +195,19 @@ def typed_source(source: object) -> TypedSource | None:
     import polars as pl
 
     if isinstance(source, pl.DataFrame):
-        return _lazy(source.lazy(), f"<polars.DataFrame {source.height:,} rows>")
+        return _formed(_lazy(source.lazy(), f"<polars.DataFrame {source.height:,} rows>"), "frame")
     if isinstance(source, pl.LazyFrame):
-        return _lazy(source, "<polars.LazyFrame>")
+        return _formed(_lazy(source, "<polars.LazyFrame>"), "frame")
     if isinstance(source, pa.RecordBatch):
         source = pa.Table.from_batches([source])
     if isinstance(source, pa.Table):
-        return _table(source, f"<pyarrow.Table {source.num_rows:,} rows>", [])
+        return _formed(_table(source, f"<pyarrow.Table {source.num_rows:,} rows>", []), "table")
     return _spooled(source)
+
+
+def _formed(source: TypedSource, form: str) -> TypedSource:
+    source.form = form
+    return source
 
 
 def _feather_v1(path: str) -> pa.Table:
