@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from accounts_job import process
 from accounts_job.engine.typed import _kinds
-from accounts_job.errors import AlreadyApplied, HeaderError, UsageError
+from accounts_job.errors import AlreadyApplied, FormError, HeaderError, UsageError
 from accounts_job.io.typed import sniff, typed_source
 from accounts_job.kernels.parse import _parse_kind
 from accounts_job.kernels.typed import text_kinds
@@ -524,3 +524,25 @@ def test_progress_reports_each_pass_of_a_file_by_its_bytes(tmp_path):
     process(tmp_path / "tx.parquet", progress=lambda name, n: calls.append((name, n)))
     size = (tmp_path / "tx.parquet").stat().st_size
     assert calls == [("references", size), ("rules", size)]
+
+
+def test_a_folder_or_glob_of_parquet_and_other_files_is_refused_not_read_in_part(tmp_path):
+    """Reading the Parquet files alone would leave the CSV's rows out without a word
+    (docs/rules.md §2.11): the run stops with status 65, one line, nothing written."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    frame().write_parquet(lake / "part-0.parquet")
+    (lake / "part-1.csv").write_text(CSV)
+    (lake / "_SUCCESS").write_text("")  # a writer's own file: skipped, not "other"
+    out = tmp_path / "accounts.csv"
+    for source in (lake, lake / "part-*"):
+        done = run_script("run", source, "--out", out, "--quiet")
+        assert done.returncode == 65, done.stderr
+        assert done.stderr.count(b"\n") == 1
+        assert b"part-1.csv" in done.stderr and b"Parquet files only" in done.stderr
+        assert not out.exists()
+        with pytest.raises(FormError):
+            process(str(source))
+    # Parquet files alone (and a writer's own files) are read.
+    (lake / "part-1.csv").unlink()
+    assert process(lake).summary.rows_read == 6

@@ -32,7 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import InputError
+from ..errors import FormError, InputError
 
 # Magic bytes, at the start of the file (docs/rules.md §2.11).
 PARQUET_MAGIC = b"PAR1"
@@ -73,7 +73,9 @@ def sniff(path: str | Path) -> str | None:
 
 def _parquet_files(source: str) -> list[Path] | None:
     """The Parquet files of a folder (every file under it, hive partitions included) or
-    of a glob, in sorted path order; None when `source` is neither."""
+    of a glob, in sorted path order; None when `source` is neither, or holds no Parquet
+    file. A folder or glob that holds Parquet files and others is refused (FormError):
+    reading the Parquet files alone would leave the others' rows out without a word."""
     if os.path.isdir(source):
         found = []
         for root, folders, names in os.walk(source):
@@ -85,8 +87,18 @@ def _parquet_files(source: str) -> list[Path] | None:
         found = [Path(p) for p in glob.glob(source, recursive=True) if os.path.isfile(p)]
     else:
         return None
-    files = sorted(p for p in found if sniff(p) == "parquet")
-    return files or None  # nothing to scan: the CSV path says why it is no input
+    kinds = {p: sniff(p) for p in found}
+    files = sorted(p for p, kind in kinds.items() if kind == "parquet")
+    if not files:
+        return None  # nothing to scan: the CSV path reads it, or says why it is no input
+    others = sorted(p for p, kind in kinds.items() if kind != "parquet")
+    if others:
+        raise FormError(
+            f"{source} holds Parquet files and {len(others):,} other file(s), such as "
+            f"{others[0]}: a folder or glob of typed rows holds Parquet files only "
+            "(docs/rules.md §2.11)"
+        )
+    return files
 
 
 @dataclass
