@@ -30,7 +30,6 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
@@ -84,31 +83,6 @@ class Night(Protocol):
 
     def abort(self) -> None:
         """The run failed: remove what `record` wrote."""
-
-
-def run_file(
-    path: Path,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    block_bytes: int | None = None,
-    rejects_to: TableWriter | None = None,
-    events_to: TableWriter | None = None,
-    keep_rejects: bool = True,
-    progress: Progress | None = None,
-    night: Night | None = None,
-) -> Result:
-    """The run over the plain CSV at `path`, in this process (see accounts_job.process)."""
-    return run_inputs(
-        [Input(str(path), path=Path(path))],
-        Spools(),
-        batch_size=batch_size,
-        block_bytes=block_bytes,
-        rejects_to=rejects_to,
-        events_to=events_to,
-        keep_rejects=keep_rejects,
-        progress=progress,
-        night=night,
-    )
 
 
 @dataclass
@@ -196,10 +170,7 @@ def run_inputs(
                         rejects = rejects_table(parsed.block, parsed.lo, parsed.status)
                         if several:
                             rejects = add_file_column(rejects, name)
-                        if rejects_to is not None:
-                            rejects_to.write(rejects)
-                        elif rejects.num_rows:
-                            kept.append(rejects)
+                        send_rejects(rejects, rejects_to, kept)
                     if events_to is not None:
                         events = events_table(parsed)
                         events_to.write(add_file_column(events, name) if several else events)
@@ -218,6 +189,24 @@ def run_inputs(
         if night is not None:
             night.abort()
         raise
+    # Kept rejects are the Result's only when they were neither streamed nor declined.
+    keep = rejects_to is None and keep_rejects
+    return ledger_result(summary, started, ledger, kept if keep else None)
+
+
+def send_rejects(rejects: pa.Table, rejects_to: TableWriter | None, kept: list[pa.Table]) -> None:
+    """A batch's rejects to the run's writer, or kept for Result.rejects when there is
+    none (the caller asks only when one of the two wants them)."""
+    if rejects_to is not None:
+        rejects_to.write(rejects)
+    elif rejects.num_rows:
+        kept.append(rejects)
+
+
+def ledger_result(
+    summary: Summary, started: float, ledger: Ledger, kept: list[pa.Table] | None
+) -> Result:
+    """The Result of a run in this process once `ledger` has decided every row."""
     return finish(
         summary,
         started,
@@ -225,5 +214,5 @@ def run_inputs(
         ledger.applied,
         ledger.accounts(),
         ledger.state_bytes(),
-        kept if rejects_to is None and keep_rejects else None,
+        kept,
     )

@@ -61,8 +61,8 @@ from .ledger import Ledger
 from .parser import DEFAULT_BATCH_SIZE
 from .references import InputDigest
 from .rejects import rejects_of
-from .result import Result, finish
-from .run import Applied, Night, Progress
+from .result import Result
+from .run import Applied, Night, Progress, ledger_result, send_rejects
 from .summary import Summary
 
 _TEXT = (
@@ -530,11 +530,7 @@ def run_typed(
             if rejects_to is not None or keep_rejects:
                 idx = np.flatnonzero(batch.status != APPLIED)
                 rejects = rejects_of(batch.line_numbers(idx), batch.status[idx], batch.raw(idx))
-                rejects = _with_file(rejects, batch, idx, rejects_to)
-                if rejects_to is not None:
-                    rejects_to.write(rejects)
-                elif rejects.num_rows:
-                    kept.append(rejects)
+                send_rejects(_with_file(rejects, batch, idx, rejects_to), rejects_to, kept)
             if events_to is not None:
                 events = events_table(batch)  # type: ignore[arg-type]
                 if batch.files is not None:
@@ -557,15 +553,9 @@ def run_typed(
         raise
     finally:
         source.close()
-    return finish(
-        summary,
-        started,
-        ledger.outcomes,
-        ledger.applied,
-        ledger.accounts(),
-        ledger.state_bytes(),
-        kept if rejects_to is None and keep_rejects else None,
-    )
+    # Kept rejects are the Result's only when they were neither streamed nor declined.
+    keep = rejects_to is None and keep_rejects
+    return ledger_result(summary, started, ledger, kept if keep else None)
 
 
 def _with_file(

@@ -39,6 +39,7 @@ from typing import IO
 from ..errors import FormError, InputError, OutputError, ReadError
 from .forms import SNIFF_BYTES, Form, check_readable, sniff
 from .source import input_size, is_url, open_input
+from .writers import process_running
 
 STDIN = "-"
 # Bytes read and written at a time while spooling.
@@ -404,21 +405,11 @@ def remove_stale_spools(parent: Path) -> list[Path]:
         if m is None or not entry.is_dir(follow_symlinks=False):
             continue
         pid = int(m["pid"])
-        if pid == os.getpid() or _running(pid):
+        if pid == os.getpid() or process_running(pid):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))
     return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def expand(sources: Sequence[str | Path]) -> list[str]:

@@ -527,7 +527,7 @@ def remove_stale(folder: Path) -> list[Path]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 continue  # its run is alive
-            if _running(int(m["pid"])) and time.time() - st.st_ctime < STALE_AFTER_SECONDS:
+            if process_running(int(m["pid"])) and time.time() - st.st_ctime < STALE_AFTER_SECONDS:
                 continue
             with contextlib.suppress(OSError):
                 # The name still the file we hold: never a newer file of the same name.
@@ -539,7 +539,9 @@ def remove_stale(folder: Path) -> list[Path]:
     return removed
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether process `pid` is alive (another user's counts): the clean-ups of a dead
+    run's leftovers (temporary outputs here, spool folders in io/spool.py) ask it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
