@@ -26,6 +26,8 @@ from accounts_job.state.folder import StateDir
 from accounts_job.state.manifest import MANIFEST
 from support.example import WORKED_EXAMPLE_CSV
 from support.helpers import (
+    POINTS_AFTER,
+    POINTS_BEFORE,
     fail_the_second_pass,
     hostile_days,
     new_state,
@@ -242,8 +244,6 @@ def test_an_input_already_applied_writes_nothing(tmp_path: Path, example: Path) 
 
 # The crash points of a commit (accounts_job.faults), in order. All come after the outputs
 # were renamed into place; the state's new manifest replaces the old one at the last.
-POINTS_BEFORE = ["outputs-written", "state-files-written", "state-files-synced", "manifest-written"]
-POINTS_AFTER = ["manifest-renamed"]
 
 
 def contents(outputs: dict[str, Path]) -> dict[str, object]:

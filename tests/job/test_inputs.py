@@ -39,6 +39,7 @@ from accounts_job import AlreadyApplied
 from accounts_job.errors import FormError, InputError, ReadError, UsageError
 from accounts_job.state.folder import StateDir
 from support.helpers import (
+    COMMIT_POINTS,
     HEADER,
     D,
     console_script,
@@ -486,16 +487,8 @@ RUN_LIST = (
     "accounts_job.process(json.loads(sys.argv[1]), **json.loads(sys.argv[2]))\n"
 )
 
-POINTS = [
-    "outputs-written",
-    "state-files-written",
-    "state-files-synced",
-    "manifest-written",
-    "manifest-renamed",
-]
 
-
-@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("point", COMMIT_POINTS)
 def test_several_inputs_killed_at_each_point_commit_all_or_none_and_a_rerun_finishes(
     tmp_path, point
 ):

@@ -16,6 +16,8 @@ from accounts_job.state.folder import StateDir, describe
 from accounts_job.state.manifest import MANIFEST
 from support.helpers import (
     HEADER,
+    POINTS_AFTER,
+    POINTS_BEFORE,
     console_script,
     crash_env,
     hostile_days,
@@ -115,9 +117,6 @@ def test_events_output_as_csv(tmp_path):
 
 
 # All or nothing: a run killed at each point of its commit.
-
-POINTS_BEFORE = ["outputs-written", "state-files-written", "state-files-synced", "manifest-written"]
-POINTS_AFTER = ["manifest-renamed"]
 
 
 def run_crashing(*args: object, crash_at: str | None = None) -> subprocess.CompletedProcess:

@@ -29,6 +29,8 @@ from accounts_job.errors import StateError, StateWriteError
 from accounts_job.state.folder import LOCK, StateDir
 from accounts_job.state.manifest import MANIFEST
 from support.helpers import (
+    COMMIT_POINTS,
+    COMMITTED_AT,
     HEADER,
     console_script,
     crash_env,
@@ -39,15 +41,6 @@ from support.helpers import (
     snapshot,
     two_nights,
 )
-
-POINTS = [
-    "outputs-written",
-    "state-files-written",
-    "state-files-synced",
-    "manifest-written",
-    "manifest-renamed",
-]
-COMMITTED_AT = {"manifest-renamed"}  # the points after the commit's rename
 
 
 def listing(folder: Path) -> list[str]:
@@ -86,7 +79,7 @@ def state_after(tmp_path: Path, days: dict, nights: int) -> Path:
 # ---------------------------------------------------------------------------- kills
 
 
-@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("point", COMMIT_POINTS)
 def test_a_first_night_killed_at_each_point_of_its_commit(tmp_path, days, point):
     """The first night killed at any point leaves version 0 or 1, never a state the next
     run refuses; running it again finishes it, once."""

@@ -144,6 +144,20 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "lock"}
 
 
+# The crash points of a nightly commit, in order (job.py, state/night.py), and the one
+# after the commit's rename: a run killed there has committed.
+COMMIT_POINTS = [
+    "outputs-written",
+    "state-files-written",
+    "state-files-synced",
+    "manifest-written",
+    "manifest-renamed",
+]
+COMMITTED_AT = {"manifest-renamed"}
+POINTS_BEFORE = [p for p in COMMIT_POINTS if p not in COMMITTED_AT]
+POINTS_AFTER = [p for p in COMMIT_POINTS if p in COMMITTED_AT]
+
+
 def crash_env(crash_at: str | None = None) -> dict[str, str]:
     """This process's environment for a child that kills itself (SIGKILL) at the crash
     point `crash_at` (accounts_job.faults), or at none."""
