@@ -16,7 +16,6 @@ stderr when a run has to compile after all.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sys
@@ -353,5 +352,7 @@ async def dask_setup(worker: Any) -> None:
     def go() -> Warmed:
         with compile_notice():
             return warm(sharded_only=True)
+
+    import asyncio  # here: every run imports this module, only a worker needs asyncio
 
     worker.accounts_job_warmed = await asyncio.to_thread(go)

@@ -385,11 +385,13 @@ def test_the_locator_falls_back_to_a_writable_folder_seeded_from_the_package(
         real(self)
 
     monkeypatch.setattr(_cache.PackageLocator, "ensure_cache_path", ensure)
+    monkeypatch.setattr(_cache, "_WRITABLE", set())
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
 
     def locate() -> Path:
+        _cache._WRITABLE.clear()  # each look as a new process's: which folder is writable
         source = kernel.py_func.__code__.co_filename
         locator = _cache.PackageLocator.from_function(kernel.py_func, source)
         assert locator is not None

@@ -22,9 +22,7 @@ first pass: ReadError (exit 74), nothing written, the state untouched.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
-import lzma
 import os
 import re
 import shutil
@@ -38,7 +36,7 @@ from typing import IO
 
 from ..errors import FormError, InputError, OutputError, ReadError
 from .forms import SNIFF_BYTES, Form, check_readable, sniff
-from .source import input_size, is_url, open_input
+from .source import input_size, is_pattern, is_url, open_input
 from .writers import process_running
 
 STDIN = "-"
@@ -291,9 +289,14 @@ def _decompressed(form: Form, raw: _Counted) -> IO[bytes]:
         return igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
     if form == "zstd":
         return _ZstdFrames(raw)  # type: ignore[return-value]
+    # Imported here, as isal is: a run of plain CSV, the common case, never needs them.
     if form == "bz2":
+        import bz2
+
         return bz2.BZ2File(raw, "rb")  # type: ignore[arg-type]
     if form == "xz":
+        import lzma
+
         return lzma.LZMAFile(raw, "rb")  # type: ignore[arg-type]
     return raw  # type: ignore[return-value]
 
@@ -422,12 +425,7 @@ def expand(sources: Sequence[str | Path]) -> list[str]:
     names: list[str] = []
     for source in sources:
         name = str(source)
-        if (
-            name != STDIN
-            and not is_url(name)
-            and any(c in name for c in "*?[")
-            and not os.path.lexists(name)
-        ):
+        if name != STDIN and not is_url(name) and is_pattern(name) and not os.path.lexists(name):
             found = sorted(p for p in glob.glob(name) if not os.path.isdir(p))
             if not found:
                 raise InputError(f"no input matches {name}")

@@ -20,7 +20,6 @@ Polars is imported only when a typed source is opened: the CSV path never import
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import os
 import stat
@@ -33,6 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import FormError, InputError
+from .source import is_pattern
 
 # Magic bytes, at the start of the file (docs/rules.md §2.11).
 PARQUET_MAGIC = b"PAR1"
@@ -83,7 +83,9 @@ def _parquet_files(source: str) -> list[Path] | None:
             # _temporary folder of a write still under way.
             folders[:] = [f for f in folders if not f.startswith(_HIDDEN)]
             found += [Path(root, name) for name in names if not name.startswith(_HIDDEN)]
-    elif not os.path.exists(source) and glob.has_magic(source):
+    elif not os.path.exists(source) and is_pattern(source):
+        import glob
+
         found = [Path(p) for p in glob.glob(source, recursive=True) if os.path.isfile(p)]
     else:
         return None

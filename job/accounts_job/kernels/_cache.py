@@ -100,6 +100,10 @@ def _set(name: str, features: str | None) -> None:
     config.CPU_FEATURES = features
 
 
+# Cache folders found writable in this process.
+_WRITABLE: set[str] = set()
+
+
 class PackageLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
     """numba's cache locator for this package's kernels: `__pycache__` when writable,
     else a writable folder seeded from `__pycache__` (see the module docstring)."""
@@ -121,10 +125,13 @@ class PackageLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
         in_tree = os.path.join(os.path.dirname(path), "__pycache__")
         for folder in _folders(path, in_tree):
             self = cls(py_func, path, folder)
-            try:
-                self.ensure_cache_path()  # creates it and checks that it can be written
-            except OSError:
-                continue
+            if folder not in _WRITABLE:
+                try:
+                    self.ensure_cache_path()  # creates it and checks that it can be written
+                except OSError:
+                    continue
+                # Once per folder, not once per kernel: the check writes a file.
+                _WRITABLE.add(folder)
             if folder != in_tree:
                 # Seeding only saves compiling: whatever goes wrong (an unreadable or
                 # foreign file), the kernel compiles, as it would have anyway.
