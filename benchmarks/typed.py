@@ -14,6 +14,14 @@ two runs' accounts are compared: a table from runs that disagree is not printed.
 
     python3 -m uv run python benchmarks/typed.py                   # 10M rows
     python3 -m uv run python benchmarks/typed.py --sizes 10m,100m --repeat 3
+    python3 -m uv run python benchmarks/typed.py --floor   # what no Parquet run can go below
+
+`--floor` then measures, in the same run, what any Parquet run of this design must pay
+whatever its own code does, each part as its own process or timed inside one: the
+imports (Python, numba, Polars, pyarrow, the job), numba's set-up when it loads the first
+compiled kernel, Polars' decoding of the file into Arrow batches, and the rules kernel
+over its rows (the same kernel as the CSV run's); it prints each as seconds and as a
+share of the CSV run, and their sum.
 """
 
 from __future__ import annotations
@@ -86,12 +94,89 @@ def measure(csv: Path, parquet: Path, repeat: int) -> dict[str, float]:
     }
 
 
+# Children for --floor: each prints its seconds.
+_NUMBA_SETUP = """
+import time, numpy as np
+import accounts_job.cli
+from accounts_job.kernels.lines import last_line_end
+a = np.zeros(16, np.uint8)
+t = time.perf_counter(); last_line_end(a); print(time.perf_counter() - t)
+"""
+_DECODE = """
+import sys, time, polars as pl
+t = time.perf_counter()
+for batch in pl.scan_parquet(sys.argv[1]).collect_batches(maintain_order=True):
+    batch.to_arrow()
+print(time.perf_counter() - t)
+"""
+_RULES = """
+import sys, time, accounts_job
+import accounts_job.engine.ledger as ledger
+spent = [0.0]
+kernel = ledger.apply_batch
+def timed(*args):
+    t = time.perf_counter(); out = kernel(*args); spent[0] += time.perf_counter() - t
+    return out
+ledger.apply_batch = timed
+accounts_job.process(sys.argv[1], keep_rejects=False)  # loads every kernel first
+spent[0] = 0.0
+accounts_job.process(sys.argv[1], keep_rejects=False)
+print(spent[0])
+"""
+
+
+def floor(csv: Path, parquet: Path, repeat: int) -> None:
+    """Print what a Parquet run cannot go below, against the CSV run (see --floor)."""
+    python = str(BIN / "python")
+    job = [str(BIN / "accounts-job"), "run", str(csv), "--quiet"]
+    out = Path(tempfile.mkdtemp()) / "accounts.parquet"
+    parts: dict[str, list[float]] = {
+        "CSV run (whole process)": [],
+        "imports: Python, numba, Polars, pyarrow, the job": [],
+        "numba's set-up, at the first kernel it loads": [],
+        "Polars decoding the file into Arrow batches": [],
+        "the rules kernel over its rows (timed in a CSV run)": [],
+    }
+
+    def child(code: str, *args: str) -> float:
+        done = subprocess.run([python, "-c", code, *args], capture_output=True, text=True)
+        return float(done.stdout.strip().splitlines()[-1])
+
+    for _ in range(repeat):
+        values = (
+            timed([*job, "--out", str(out)])[0],
+            timed([python, "-c", "import accounts_job.cli, polars"])[0],
+            child(_NUMBA_SETUP),
+            child(_DECODE, str(parquet)),
+            # In a CSV run nothing runs beside the kernel: in a Parquet run Polars decodes
+            # the next batches meanwhile, which slows it down (the floor is what it costs).
+            child(_RULES, str(csv)),
+        )
+        for name, value in zip(parts, values, strict=True):
+            parts[name].append(value)
+    medians = {name: statistics.median(values) for name, values in parts.items()}
+    base = medians.pop("CSV run (whole process)")
+    print(f"\nwhat a Parquet run of {parquet.name} pays at least, against the CSV run", end="")
+    print(f" ({base:.2f} s):\n")
+    print("| part | seconds | / CSV run |")
+    print("|---|---:|---:|")
+    for name, value in medians.items():
+        print(f"| {name} | {value:.2f} | {value / base:.2f} |")
+    total = sum(medians.values())
+    print(f"| **sum: the floor** | **{total:.2f}** | **{total / base:.2f}** |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10m", help="row counts, e.g. 10m,100m")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each, median taken")
     parser.add_argument("--clients", type=int, default=65_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure what any Parquet run of this design pays (see above)",
+    )
     args = parser.parse_args()
 
     print(
@@ -115,6 +200,10 @@ def main() -> None:
             f"| {mib(m['csv_rss'])} | {mib(m['parquet_rss'])} |",
             flush=True,
         )
+    if args.floor:
+        for size in args.sizes.split(","):
+            csv = ensure_file(parse_size(size), min(args.clients, parse_size(size)), args.seed)
+            floor(csv, ensure_parquet(csv), args.repeat)
 
 
 if __name__ == "__main__":
