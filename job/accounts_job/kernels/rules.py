@@ -131,16 +131,18 @@ def _decide(rows, accounts, claimed, references, preclaimed, start):
     claimed_flat = np.uint64(claimed_used[2]) << np.uint64(16)
     word_mask = np.uint64(CONTAINER_WORDS - 1)
 
-    def slot_of(t, high, w, bit):
-        """The slot of tx t (high: its container, w: its word there, bit: its mask):
-        -1 if no row references it. Inlined where it is called, reading the arrays
-        above as they are."""
+    def slot_of(t, bit):
+        """The slot of tx t (bit: its mask in its word): -1 if no row references it, -2
+        if the id is in an array container (then slot_in_array says). Inlined where it
+        is called, reading the arrays above as they are."""
         if t < ref_flat:
             p = t >> np.uint64(6)
             word = ref_words[p]
             if word & bit:
                 return np.int64(ref_rank[p]) + np.int64(popcount(word & (bit - np.uint64(1))))
             return np.int64(-1)
+        high = t >> np.uint64(16)
+        w = (t >> np.uint64(6)) & word_mask
         if ref_size[high] < 0:
             p = np.uint64(ref_off[high]) + w
             word = ref_words[p]
@@ -149,18 +151,16 @@ def _decide(rows, accounts, claimed, references, preclaimed, start):
             return np.int64(-1)
         if ref_size[high] == 0:
             return np.int64(-1)
-        return slot_in_array(referenced, rank, t)
+        return np.int64(-2)
 
-    for i in range(start, kinds.size):
+    for i in range(np.uint64(start), np.uint64(kinds.size)):
         kind = kinds[i]
         if kind == NONE:
             continue  # blank or malformed: not a command, names no account
         c = clients[i]
         flags[c] |= EXISTS
         t = np.uint64(txs[i])
-        high = t >> np.uint64(16)  # the id's container
-        w = (t >> np.uint64(6)) & word_mask  # its word there, if a bitmap
-        bit = np.uint64(1) << (t & np.uint64(63))
+        bit = np.uint64(1) << (t & np.uint64(63))  # its mask in its word
 
         if kind == DEPOSIT or kind == WITHDRAWAL:
             # A deposit or withdrawal row claims its tx id when read, whatever happens
@@ -169,14 +169,16 @@ def _decide(rows, accounts, claimed, references, preclaimed, start):
                 p = t >> np.uint64(6)
                 was_claimed = claimed_words[p] & bit != 0
                 claimed_words[p] |= bit
-            elif claimed_size[high] < 0:
-                p = np.uint64(claimed_off[high]) + w
+            elif claimed_size[t >> np.uint64(16)] < 0:
+                # Its container's word (the id's high 16 bits pick the container).
+                w = (t >> np.uint64(6)) & word_mask
+                p = np.uint64(claimed_off[t >> np.uint64(16)]) + w
                 was_claimed = claimed_words[p] & bit != 0
                 claimed_words[p] |= bit
             else:
                 was = add_in_place(claimed, t)
                 if was < 0:
-                    return i
+                    return np.int64(i)
                 was_claimed = was == 1
                 claimed_flat = np.uint64(claimed_used[2]) << np.uint64(16)
             if preclaimed is not None and preclaimed[i]:
@@ -202,7 +204,9 @@ def _decide(rows, accounts, claimed, references, preclaimed, start):
                 available[c] -= a
                 new_state = WITHDRAWN
             status[i] = APPLIED
-            s = slot_of(t, high, w, bit)
+            s = slot_of(t, bit)
+            if s == -2:
+                s = slot_in_array(referenced, rank, t)
             if s >= 0:
                 slot_client[s] = c
                 slot_amount[s] = a
@@ -213,7 +217,9 @@ def _decide(rows, accounts, claimed, references, preclaimed, start):
             status[i] = ACCOUNT_LOCKED
             continue
         # dispute, resolve, chargeback: the referenced tx is in slot s.
-        s = slot_of(t, high, w, bit)
+        s = slot_of(t, bit)
+        if s == -2:
+            s = slot_in_array(referenced, rank, t)
         if s < 0 or slot_state[s] == EMPTY:
             status[i] = UNKNOWN_TX
             continue
