@@ -71,8 +71,10 @@ def newline_positions(words, tail, n_words, out):
     gaps = np.zeros(parts, dtype=np.int64)
     for p in prange(parts):
         k = counts[p]
-        first = -1
-        previous = -1
+        # Before the part's first LF, `previous` is the byte before the part: the gap
+        # to that LF is then part of a line, never longer than it, so the maximum is
+        # still the longest line, and the loop needs no test for a first LF.
+        previous = p * size * 8 - 1
         gap = 0
         for w in range(p * size, min(n_words, (p + 1) * size)):
             marks = lf_marks(words[w])
@@ -80,14 +82,12 @@ def newline_positions(words, tail, n_words, out):
                 position = w * 8 + np.int64(trailing_zeros(marks)) // 8
                 out[k] = position
                 k += 1
-                if previous < 0:
-                    first = position
-                else:
-                    gap = max(gap, position - previous - 1)
+                gap = max(gap, position - previous - 1)
                 previous = position
                 marks &= marks - np.uint64(1)  # clear the lowest set bit
-        firsts[p] = first
-        lasts[p] = previous
+        if k > counts[p]:
+            firsts[p] = out[counts[p]]
+            lasts[p] = previous
         gaps[p] = gap
     longest = 0
     previous = -1  # the LF before the next line; -1 before the block's first line
