@@ -270,3 +270,21 @@ def test_sets_agree_with_python_sets(ids, probes):
     assert bitmaps.slot_txs(back, bitmaps.count(back)).tolist() == sorted(seen | set(ids[:5]))
     # At most 8 bytes an id, room to grow included, beyond the container table.
     assert bitmaps.nbytes(s) <= 2 * bitmaps.CONTAINERS * 4 + 64 + 16 * max(len(seen), 512)
+
+
+def test_a_container_after_a_dense_flat_one_starts_as_a_bitmap():
+    """Ids in order fill containers one after another. The next one starts as a bitmap,
+    flat (the rules' fast path), once the one before holds 2,048 ids or more; after a
+    sparse one it starts as an array, so ids spread in order never cost 8 KiB each."""
+    s = bitmaps.new_set()
+    for t in range(0, 65536, 16):  # 4,096 ids: container 0 turns into a bitmap
+        s, _ = bitmaps.add(s, t)
+    s, was = bitmaps.add(s, 65536)
+    size, _, _, _, used = s
+    assert not was
+    assert size[1] == bitmaps.BITMAP and used[2] == 2  # both flat
+    assert bitmaps.contains(s, 65536) and not bitmaps.contains(s, 65537)
+    s = bitmaps.new_set()
+    for t in range(0, 10 * 65536, 4096):  # 16 ids in each of 10 containers, in order
+        s, _ = bitmaps.add(s, t)
+    assert s[0][:10].tolist() == [16] * 10  # arrays, each of 16 ids

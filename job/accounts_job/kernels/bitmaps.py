@@ -8,9 +8,11 @@ A set is kept the way Roaring bitmaps keep one, so that its memory follows the i
 not the largest id: the u32 range is cut into 65,536 containers of 65,536 ids (by an id's
 high 16 bits). A container with at most ARRAY_MAX ids holds them as a sorted array of
 their low 16 bits; with more, as a bitmap of 1,024 64-bit words (8 KiB), where id t is
-bit t % 64 of word (t // 64) % 1024. A file of dense ids (1, 2, 3, ...) costs a bit per
-id, as a plain bitmap would; an id alone in its container costs a few bytes. At most 8
-bytes an id, plus 512 KiB for the container table, whatever the ids.
+bit t % 64 of word (t // 64) % 1024. One exception: a container right after the flat
+part (below), added to while the one before it holds at least 2 * ARRAY_MAX ids, starts
+as a bitmap, as ids that come in order will fill it. A file of dense ids (1, 2, 3, ...)
+costs a bit per id, as a plain bitmap would; an id alone in its container costs a few
+bytes. At most 8 bytes an id, plus 512 KiB for the container table, whatever the ids.
 
 A set is a tuple of arrays, which the kernels take and give back (a kernel that adds ids
 may move the arrays that hold them, and returns the set it leaves):
@@ -163,6 +165,19 @@ def add_in_place(s, tx):
         return np.int64(was)
     # An array (or empty).
     n = np.int64(size[c])
+    if n == 0 and c == used[2] and _dense_before(s, c):
+        # The container right after the flat part, which is dense: ids that come in
+        # order (as tx ids mostly do) will fill this one as densely, so it starts as a
+        # bitmap, flat too, and the rules find its ids as in a plain bitmap rather than
+        # insert its first ARRAY_MAX ids one by one into an array.
+        if used[0] + CONTAINER_WORDS > words.size:
+            return np.int64(-1)
+        size[c] = BITMAP
+        off[c] = np.int32(used[0])
+        used[0] += CONTAINER_WORDS
+        words[off[c] + w] |= bit
+        _extend_flat(s)
+        return np.int64(0)
     low = t & 0xFFFF
     i = _search(arr, off[c], n, low)
     if i < n and arr[off[c] + i] == low:
@@ -188,6 +203,21 @@ def add_in_place(s, tx):
     arr[lo + i] = low
     size[c] = n + 1
     return np.int64(0)
+
+
+@njit(cache=True)
+def _dense_before(s, c):
+    """Whether container c - 1 is the last of the flat part, ends where `words` is used
+    up (so a bitmap for c, made next, is flat too), and holds at least 2 * ARRAY_MAX
+    ids: then c may start as a bitmap, and the two still cost at most 8 bytes an id
+    (16 KiB for more than 2,048 ids)."""
+    size, _, words, _, used = s
+    if c == 0 or size[c - 1] >= 0 or used[0] != c * CONTAINER_WORDS:
+        return False
+    n = 0
+    for k in range((c - 1) * CONTAINER_WORDS, c * CONTAINER_WORDS):
+        n += popcount(words[k])
+    return n >= 2 * ARRAY_MAX
 
 
 @njit(cache=True)

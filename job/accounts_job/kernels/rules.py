@@ -91,14 +91,22 @@ def apply_batch(rows, accounts, claimed, references, counts, preclaimed=None):
     """
     kinds, status = rows[0], rows[4]
     outcomes, applied = counts
-    start = np.int64(0)  # not the literal 0: one compile of _decide
-    while True:
-        start = _decide(rows, accounts, claimed, references, preclaimed, start)
-        if start == kinds.size:
+    n = np.int64(kinds.size)
+    start = np.int64(0)
+    while start < n:
+        # The rows whose tx ids lie in the flat parts of both sets (kernels/bitmaps.py),
+        # as dense ids do: a loop with nothing else to hold, which runs the fastest.
+        start = _decide_flat(rows, accounts, claimed, references, preclaimed, start, n)
+        if start == n:
             break
-        # Row `start` claims an id for which the claimed set needs room first. The set
-        # is rebound out here only, so the loop in _decide keeps its arrays in place.
-        claimed = make_room(claimed)
+        # From the first row that is not, the general loop, for a stretch of rows.
+        stop = min(n, start + GENERAL_ROWS)
+        done = _decide_general(rows, accounts, claimed, references, preclaimed, start, stop)
+        if done == start:
+            # Row `start` claims an id for which the claimed set needs room first. The
+            # set is rebound out here only, so the loops keep their arrays in place.
+            claimed = make_room(claimed)
+        start = done
 
     for i in range(kinds.size):
         outcomes[status[i]] += 1
@@ -107,12 +115,33 @@ def apply_batch(rows, accounts, claimed, references, counts, preclaimed=None):
     return claimed
 
 
+# Rows the general loop decides before the flat one is tried again.
+GENERAL_ROWS = 256
+
+
 @njit(cache=True)
-def _decide(rows, accounts, claimed, references, preclaimed, start):
-    """apply_batch's loop over the rows from `start` on. Returns kinds.size when all are
-    done, or the row whose claim needs room in `claimed` first (bitmaps.make_room);
-    nothing of that row is done yet but `flags[c] |= EXISTS`, which a second try does
-    again to no effect.
+def _decide_flat(rows, accounts, claimed, references, preclaimed, start, stop):
+    """_decide over rows start .. stop - 1 while their ids lie in the flat parts of
+    both sets; returns `stop`, or the first row whose id does not (nothing of it done
+    yet but `flags[c] |= EXISTS`)."""
+    return _decide(rows, accounts, claimed, references, preclaimed, start, stop, True)
+
+
+@njit(cache=True)
+def _decide_general(rows, accounts, claimed, references, preclaimed, start, stop):
+    """_decide over rows start .. stop - 1, whatever their ids; returns `stop`, or the
+    row whose claim needs room in `claimed` first (bitmaps.make_room)."""
+    return _decide(rows, accounts, claimed, references, preclaimed, start, stop, False)
+
+
+@njit(cache=True, inline="always")
+def _decide(rows, accounts, claimed, references, preclaimed, start, stop, flat):
+    """apply_batch's loop over rows start .. stop - 1. Returns `stop` when all are done,
+    or the row whose claim needs room in `claimed` first (bitmaps.make_room), or with
+    `flat` (a constant: the loop is compiled twice, once without every path for ids
+    outside the flat parts) the first row whose id is not in the flat parts of both
+    sets. Nothing of the row returned is done yet but `flags[c] |= EXISTS`, which a
+    second try does again to no effect.
 
     The look-ups in the two sets are spelt out here (kernels/bitmaps.py says how a set
     is laid out): an id in the flat part of a set is a plain bitmap's word; another in a
@@ -153,7 +182,7 @@ def _decide(rows, accounts, claimed, references, preclaimed, start):
             return np.int64(-1)
         return np.int64(-2)
 
-    for i in range(np.uint64(start), np.uint64(kinds.size)):
+    for i in range(np.uint64(start), np.uint64(stop)):
         kind = kinds[i]
         if kind == NONE:
             continue  # blank or malformed: not a command, names no account
@@ -163,6 +192,8 @@ def _decide(rows, accounts, claimed, references, preclaimed, start):
         bit = np.uint64(1) << (t & np.uint64(63))  # its mask in its word
 
         if kind == DEPOSIT or kind == WITHDRAWAL:
+            if flat and (t >= claimed_flat or t >= ref_flat):
+                return np.int64(i)
             # A deposit or withdrawal row claims its tx id when read, whatever happens
             # next: even on a locked account.
             if t < claimed_flat:
@@ -217,6 +248,8 @@ def _decide(rows, accounts, claimed, references, preclaimed, start):
             status[i] = ACCOUNT_LOCKED
             continue
         # dispute, resolve, chargeback: the referenced tx is in slot s.
+        if flat and t >= ref_flat:
+            return np.int64(i)
         s = slot_of(t, bit)
         if s == -2:
             s = slot_in_array(referenced, rank, t)
@@ -258,7 +291,7 @@ def _decide(rows, accounts, claimed, references, preclaimed, start):
                 flags[c] |= LOCKED
         amounts[i] = a
         status[i] = APPLIED
-    return kinds.size
+    return stop
 
 
 @njit(cache=True)
