@@ -18,7 +18,7 @@ What the rules must remember, and nothing more:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import literally, njit
 
 from ..codes import (
     ACCOUNT_LOCKED,
@@ -96,12 +96,12 @@ def apply_batch(rows, accounts, claimed, references, counts, preclaimed=None):
     while start < n:
         # The rows whose tx ids lie in the flat parts of both sets (kernels/bitmaps.py),
         # as dense ids do: a loop with nothing else to hold, which runs the fastest.
-        start = _decide_flat(rows, accounts, claimed, references, preclaimed, start, n)
+        start = _decide(rows, accounts, claimed, references, preclaimed, start, n, True)
         if start == n:
             break
         # From the first row that is not, the general loop, for a stretch of rows.
         stop = min(n, start + GENERAL_ROWS)
-        done = _decide_general(rows, accounts, claimed, references, preclaimed, start, stop)
+        done = _decide(rows, accounts, claimed, references, preclaimed, start, stop, False)
         if done == start:
             # Row `start` claims an id for which the claimed set needs room first. The
             # set is rebound out here only, so the loops keep their arrays in place.
@@ -120,28 +120,16 @@ GENERAL_ROWS = 256
 
 
 @njit(cache=True)
-def _decide_flat(rows, accounts, claimed, references, preclaimed, start, stop):
-    """_decide over rows start .. stop - 1 while their ids lie in the flat parts of
-    both sets; returns `stop`, or the first row whose id does not (nothing of it done
-    yet but `flags[c] |= EXISTS`)."""
-    return _decide(rows, accounts, claimed, references, preclaimed, start, stop, True)
-
-
-@njit(cache=True)
-def _decide_general(rows, accounts, claimed, references, preclaimed, start, stop):
-    """_decide over rows start .. stop - 1, whatever their ids; returns `stop`, or the
-    row whose claim needs room in `claimed` first (bitmaps.make_room)."""
-    return _decide(rows, accounts, claimed, references, preclaimed, start, stop, False)
-
-
-@njit(cache=True, inline="always")
 def _decide(rows, accounts, claimed, references, preclaimed, start, stop, flat):
     """apply_batch's loop over rows start .. stop - 1. Returns `stop` when all are done,
     or the row whose claim needs room in `claimed` first (bitmaps.make_room), or with
-    `flat` (a constant: the loop is compiled twice, once without every path for ids
-    outside the flat parts) the first row whose id is not in the flat parts of both
-    sets. Nothing of the row returned is done yet but `flags[c] |= EXISTS`, which a
-    second try does again to no effect.
+    `flat` the first row whose id is not in the flat parts of both sets. Nothing of the
+    row returned is done yet but `flags[c] |= EXISTS`, which a second try does again to
+    no effect.
+
+    `flat` is a compile-time constant (`literally`): the loop is compiled twice, and
+    the flat one, without any path for ids outside the flat parts, holds so few values
+    that they stay in registers.
 
     The look-ups in the two sets are spelt out here (kernels/bitmaps.py says how a set
     is laid out): an id in the flat part of a set is a plain bitmap's word; another in a
@@ -149,6 +137,7 @@ def _decide(rows, accounts, claimed, references, preclaimed, start, stop, flat):
     helper taking the sets' arrays would cost a reference count per array and row, and
     indices are unsigned because numba checks a signed one for a negative value first.
     """
+    literally(flat)
     kinds, clients, txs, amounts, status = rows
     available, held, flags = accounts
     referenced, rank, slot_client, slot_amount, slot_state = references
