@@ -33,11 +33,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import polars as pl
-from run import BIN, ensure_file, label, mib, parse_size
+from run import BIN, ensure_file, label, mib, parse_size, timed
 
 
 def ensure_parquet(csv: Path) -> Path:
@@ -54,17 +53,6 @@ def ensure_parquet(csv: Path) -> Path:
         )
         tmp.rename(path)
     return path
-
-
-def timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one child process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(map(str, cmd))}")
-    return elapsed, usage.ru_maxrss * 1024
 
 
 def measure(csv: Path, parquet: Path, repeat: int) -> dict[str, float]:
@@ -139,7 +127,9 @@ def floor(csv: Path, parquet: Path, repeat: int) -> None:
     }
 
     def child(code: str, *args: str) -> float:
-        done = subprocess.run([python, "-c", code, *args], capture_output=True, text=True)
+        done = subprocess.run(
+            [python, "-c", code, *args], capture_output=True, text=True, check=True
+        )
         return float(done.stdout.strip().splitlines()[-1])
 
     for _ in range(repeat):
