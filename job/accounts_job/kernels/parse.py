@@ -249,16 +249,17 @@ _ASCII_ZEROS = _U(0x3030303030303030)
 _ABOVE_NINE = _U(0x7676767676767676)  # 0x76 + a byte's low 7 bits sets bit 7 if > 9
 
 
-def _word(text: bytes) -> np.uint64:
-    return np.frombuffer(text, dtype="<u8")[0]
+def word(text: bytes) -> np.uint64:
+    """Up to 8 bytes as a little-endian word (zeros after them), as load8 reads bytes."""
+    return np.uint64(int.from_bytes(text.ljust(8, b"\0")[:8], "little"))
 
 
 # A type word and its comma, as the eight bytes load8 returns for them.
-_W_DEPOSIT = _word(b"deposit,")
-W_DISPUTE = _word(b"dispute,")
-W_RESOLVE = _word(b"resolve,")
-_W_WITHDRAW = _word(b"withdraw")
-W_CHARGEBA = _word(b"chargeba")
+_W_DEPOSIT = word(b"deposit,")
+W_DISPUTE = word(b"dispute,")
+W_RESOLVE = word(b"resolve,")
+_W_WITHDRAW = word(b"withdraw")
+W_CHARGEBA = word(b"chargeba")
 
 
 @njit(cache=True, inline="always")

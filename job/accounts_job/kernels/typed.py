@@ -16,21 +16,17 @@ import numpy as np
 from numba import njit
 
 from ..codes import CHARGEBACK, DEPOSIT, DISPUTE, NONE, RESOLVE, WITHDRAWAL
-from .parse import _parse_amount, _parse_uint, is_blank
+from .parse import _parse_amount, _parse_uint, is_blank, word
 
-
-def _word(text: bytes) -> np.uint64:
-    """Up to 8 lowercase ASCII bytes as a little-endian word."""
-    return np.uint64(int.from_bytes(text.ljust(8, b"\0")[:8], "little"))
-
-
-_DEPOSIT = _word(b"deposit")
-_DISPUTE = _word(b"dispute")
-_RESOLVE = _word(b"resolve")
-_WITHDRAW = _word(b"withdraw")
-_CHARGEBA = _word(b"chargeba")
-_AL = _word(b"al")
-_CK = _word(b"ck")
+# The type names folded to lowercase, as _folded reads them (a name of 10 bytes: its
+# first 8, then its last 2).
+_DEPOSIT = word(b"deposit")
+_DISPUTE = word(b"dispute")
+_RESOLVE = word(b"resolve")
+_WITHDRAW = word(b"withdraw")
+_CHARGEBA = word(b"chargeba")
+_AL = word(b"al")
+_CK = word(b"ck")
 
 
 @njit(cache=True, inline="always")
@@ -47,37 +43,50 @@ def _folded(data, start, n):
 
 
 @njit(cache=True, inline="always")
-def kind_of(data, start, end):
-    """The kind a trimmed value names (docs/rules.md §2.5), or NONE."""
-    n = end - start
+def _named(n, key, tail):
+    """The kind a value of n bytes names (docs/rules.md §2.5), or NONE: `key` is its
+    first bytes (7, or 8 when it has more) and `tail` its 9th and 10th, each folded
+    (_folded). The one table of names that kind_of and view_kinds read."""
     if n == 7:
-        w = _folded(data, start, 7)
-        if w == _DEPOSIT:
+        if key == _DEPOSIT:
             return DEPOSIT
-        if w == _DISPUTE:
+        if key == _DISPUTE:
             return DISPUTE
-        if w == _RESOLVE:
+        if key == _RESOLVE:
             return RESOLVE
     elif n == 8:
-        if _folded(data, start, 8) == _WITHDRAW:
+        if key == _WITHDRAW:
             return WITHDRAWAL
     elif n == 10:
-        w = _folded(data, start, 8)
-        tail = _folded(data, start + 8, 2)
-        if w == _WITHDRAW and tail == _AL:
+        if key == _WITHDRAW and tail == _AL:
             return WITHDRAWAL
-        if w == _CHARGEBA and tail == _CK:
+        if key == _CHARGEBA and tail == _CK:
             return CHARGEBACK
     return NONE
 
 
 @njit(cache=True, inline="always")
+def kind_of(data, start, end):
+    """The kind a trimmed value names (docs/rules.md §2.5), or NONE."""
+    n = end - start
+    if n != 7 and n != 8 and n != 10:
+        return NONE
+    tail = _folded(data, start + 8, 2) if n == 10 else np.uint64(0)
+    return _named(n, _folded(data, start, min(n, 8)), tail)
+
+
+@njit(cache=True, inline="always")
 def _bounds(data, starts, ends, valid, i):
     """The trimmed bounds of value i, and whether it holds a NUL byte. A null is empty."""
-    start = starts[i]
-    end = ends[i]
     if not valid[i]:
-        return start, start, False
+        return starts[i], starts[i], False
+    return _trimmed(data, starts[i], ends[i])
+
+
+@njit(cache=True, inline="always")
+def _trimmed(data, start, end):
+    """The bounds of data[start:end] without blanks at either end, and whether it holds
+    a NUL byte."""
     nul = False
     for p in range(start, end):
         if data[p] == 0:
@@ -159,23 +168,10 @@ def view_kinds(data, words, valid, kinds, nul):
             n = w0 & _LOW32
             head = (w0 >> _S32) | _FOLD4  # the first four bytes, folded
             if n == 7:
-                key = head | (((w1 & _LOW24) | _FOLD3) << _S32)
-                if key == _DEPOSIT:
-                    kind = DEPOSIT
-                elif key == _DISPUTE:
-                    kind = DISPUTE
-                elif key == _RESOLVE:
-                    kind = RESOLVE
-            elif n == 8:
-                if head | (((w1 & _LOW32) | _FOLD4) << _S32) == _WITHDRAW:
-                    kind = WITHDRAWAL
-            elif n == 10:
+                kind = _named(n, head | (((w1 & _LOW24) | _FOLD3) << _S32), np.uint64(0))
+            elif n == 8 or n == 10:
                 key = head | (((w1 & _LOW32) | _FOLD4) << _S32)
-                tail = ((w1 >> _S32) & _LOW16) | _FOLD2
-                if key == _WITHDRAW and tail == _AL:
-                    kind = WITHDRAWAL
-                elif key == _CHARGEBA and tail == _CK:
-                    kind = CHARGEBACK
+                kind = _named(n, key, ((w1 >> _S32) & _LOW16) | _FOLD2)
         if kind != NONE:
             kinds[i] = kind
             nul[i] = False
@@ -184,14 +180,6 @@ def view_kinds(data, words, valid, kinds, nul):
         end = start + np.int64(words[2 * i] & _LOW32)
         if not valid[i]:
             end = start
-        has_nul = False
-        for p in range(start, end):
-            if data[p] == 0:
-                has_nul = True
-                break
-        while start < end and is_blank(data[start]):
-            start += 1
-        while end > start and is_blank(data[end - 1]):
-            end -= 1
+        start, end, has_nul = _trimmed(data, start, end)
         kinds[i] = kind_of(data, start, end)
         nul[i] = has_nul
