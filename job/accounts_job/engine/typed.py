@@ -44,7 +44,7 @@ from ..codes import (
     WITHDRAWAL,
 )
 from ..errors import HeaderError, InputError
-from ..io.header import OPTIONAL, REQUIRED, shown
+from ..io.header import match_columns, shown
 from ..io.schemas import FILE_FIELD
 from ..io.typed import TypedSource
 from ..io.writers import TableWriter
@@ -120,16 +120,14 @@ def select_columns(schema: pa.Schema) -> Columns:
         A required column missing, a column named twice, or a type no value of which
         could be valid (a float, a list, a date...): exit status 65, naming the column.
     """
-    found: dict[str, str] = {}
-    for name in schema.names:
-        role = name.strip(" \t").lower()
-        if role in REQUIRED or role in OPTIONAL:
-            if role in found:
-                raise HeaderError(
-                    f"the input names column {role!r} twice: {found[role]!r} and {name!r}"
-                )
-            found[role] = name
-    missing = [n for n in REQUIRED if n not in found]
+    positions, twice, missing = match_columns(schema.names)
+    if twice is not None:
+        role, first, second = twice
+        raise HeaderError(
+            f"the input names column {role!r} twice: "
+            f"{schema.names[first]!r} and {schema.names[second]!r}"
+        )
+    found = {role: schema.names[i] for role, i in positions.items()}
     if missing:
         raise HeaderError(
             f"the input lacks required column{'s' if len(missing) > 1 else ''} "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -110,16 +111,33 @@ def split_fields(line: str, line_index: int = 0) -> list[str]:
         pos += 1  # the comma; a trailing one opens one more, empty, field
 
 
-def parse_header_line(line: str, line_index: int = 0) -> Header:
-    """Map a header line's names to column positions, or raise HeaderError."""
-    names = tuple(name.lower() for name in split_fields(line, line_index))
+def match_columns(
+    names: Sequence[str],
+) -> tuple[dict[str, int], tuple[str, int, int] | None, list[str]]:
+    """Which of a header's (or a typed source's) column names are the job's columns
+    (docs/rules.md §2.2, §2.11: blanks around a name trimmed, any case, any order, other
+    names ignored).
+
+    Returns (positions, twice, missing): each role found and the index of its column;
+    the first role named twice as (role, first index, second index), else None (then
+    the roles after it are not looked for); the required roles not found.
+    """
     positions: dict[str, int] = {}
     for i, name in enumerate(names):
-        if name in REQUIRED or name in OPTIONAL:
-            if name in positions:
-                raise HeaderError(f"header names column {name!r} twice: {shown(line.strip())}")
-            positions[name] = i
-    missing = [n for n in REQUIRED if n not in positions]
+        role = name.strip(_BLANKS).lower()
+        if role in REQUIRED or role in OPTIONAL:
+            if role in positions:
+                return positions, (role, positions[role], i), []
+            positions[role] = i
+    return positions, None, [n for n in REQUIRED if n not in positions]
+
+
+def parse_header_line(line: str, line_index: int = 0) -> Header:
+    """Map a header line's names to column positions, or raise HeaderError."""
+    names = split_fields(line, line_index)
+    positions, twice, missing = match_columns(names)
+    if twice is not None:
+        raise HeaderError(f"header names column {twice[0]!r} twice: {shown(line.strip())}")
     if missing:
         raise HeaderError(
             f"header lacks required column{'s' if len(missing) > 1 else ''} "
