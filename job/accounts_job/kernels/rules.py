@@ -55,6 +55,10 @@ CHARGED_BACK = 4
 WITHDRAWN = 5  # an accepted withdrawal: it can be named, but not disputed
 
 
+# Rows the general loop decides before the flat one is tried again (apply_batch).
+GENERAL_ROWS = 256
+
+
 @njit(cache=True)
 def apply_batch(rows, accounts, claimed, references, counts, preclaimed=None):
     """Decide and apply every well-formed row of a batch, in order (docs/rules.md §4.2).
@@ -113,10 +117,6 @@ def apply_batch(rows, accounts, claimed, references, counts, preclaimed=None):
         if status[i] == APPLIED:
             applied[kinds[i]] += 1
     return claimed
-
-
-# Rows the general loop decides before the flat one is tried again.
-GENERAL_ROWS = 256
 
 
 @njit(cache=True)
