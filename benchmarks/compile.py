@@ -1,13 +1,14 @@
 """What a fresh install pays to compile the job's kernels, kernel by kernel.
 
 Runs `accounts_job.warmup.warm()` in a new process on a copy of the package without any
-compiled code (as a fresh install has it), records numba's compile events, and prints a
-Markdown table: each kernel and signature, the seconds its compile took including the
-kernels it compiled on the way (inclusive) and without them (own), and the whole
-warm-up's wall time. Then the same again with the cache now full, which should compile
-nothing.
+compiled code (neither a cache nor the compiled kernels the package ships, as an install
+on another CPU level, numba or Python has it), records numba's compile events, and
+prints a Markdown table: each kernel and signature, the seconds its compile took
+including the kernels it compiled on the way (inclusive) and without them (own), and the
+whole warm-up's wall time. Then the same again with the cache now full, which should
+compile nothing. `--shipped` keeps the shipped kernels, as a new install here has them.
 
-    python3 -m uv run python benchmarks/compile.py [--first-run]
+    python3 -m uv run python benchmarks/compile.py [--first-run] [--shipped]
 """
 
 from __future__ import annotations
@@ -103,13 +104,20 @@ def main() -> None:
         help="the accounts_job package folder to compile (default: the installed one), "
         "for a table of another version in the same run",
     )
+    parser.add_argument(
+        "--shipped",
+        action="store_true",
+        help="keep the compiled kernels the package ships (kernels/_compiled): what a new "
+        "install on this machine pays",
+    )
     args = parser.parse_args()
     first_run = args.first_run
+    left_out = ["__pycache__"] if args.shipped else ["__pycache__", "_compiled"]
     with tempfile.TemporaryDirectory(prefix="accounts-job-fresh-") as site:
         shutil.copytree(
             args.package,
             Path(site) / "accounts_job",
-            ignore=shutil.ignore_patterns("__pycache__"),
+            ignore=shutil.ignore_patterns(*left_out),
         )
         sample = None
         if first_run:
@@ -119,6 +127,8 @@ def main() -> None:
         warm = run(site, sample)
     rows = sorted(cold["rows"], key=lambda r: -r[4])
     what = "first run" if first_run else "warm-up"
+    if args.shipped:
+        what += " with the shipped kernels"
     print(
         f"cold {what} for {cold['cpu']}: {cold['wall']:.1f} s wall, {cold['compiled']} "
         f"kernel signatures compiled; then warm: {warm['wall']:.2f} s, {warm['compiled']} "

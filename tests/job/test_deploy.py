@@ -120,8 +120,11 @@ def test_an_install_as_the_image_builds_it_compiles_nothing_at_run_time(tmp_path
         timeout=1800,
     )
     assert built.returncode == 0, built.stderr[-3000:]
-    # The warm-up compiled, into the installed package (not the sources, not a user folder).
-    assert re.search(r"^compiled [1-9]\d* kernel signatures", built.stdout, re.MULTILINE)
+    # The warm-up filled the installed package's cache (not the sources', not a user
+    # folder): from the compiled kernels the package ships where they match this machine
+    # (nothing to compile), else by compiling.
+    warmed = r"^(compiled [1-9]\d* kernel signatures|nothing to compile)"
+    assert re.search(warmed, built.stdout, re.MULTILINE), built.stdout
     site = next(env_dir.glob("lib/python3*/site-packages"))
     assert f"cache: {site / 'accounts_job' / 'kernels' / '__pycache__'}" in built.stdout
     assert not (site / "accounts_job").is_symlink()
@@ -142,6 +145,9 @@ def test_an_install_as_the_image_builds_it_compiles_nothing_at_run_time(tmp_path
         }
         days = hostile_days(tmp_path)
         job = str(env_dir / "bin" / "accounts-job")
+        init = [job, "state", "init", str(tmp_path / "state")]
+        made = subprocess.run(init, env=run_env, capture_output=True, text=True, timeout=600)
+        assert made.returncode == 0, made.stderr
         for n, day in enumerate(days[:2]):
             args = ["run", day, "--state", tmp_path / "state", "--out", tmp_path / f"a{n}.csv"]
             args += ["--rejects", tmp_path / f"r{n}.parquet", "--quiet"]

@@ -31,6 +31,8 @@ LAYERS: list[set[str]] = [
 KERNEL_LIBRARIES = {"__future__", "numpy", "numba", "llvmlite"} | {
     "collections",
     "contextlib",
+    "functools",
+    "hashlib",
     "itertools",
     "os",
     "pickle",

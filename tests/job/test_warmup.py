@@ -27,7 +27,7 @@ from accounts_job.kernels import _cache
 from accounts_job.kernels.claims import settle_piece
 from accounts_job.kernels.gather import gather_lines
 from accounts_job.kernels.lines import last_line_end
-from accounts_job.warmup import compile_notice, kernels, warm
+from accounts_job.warmup import compile_notice, cpu_target, kernels, warm
 from support.helpers import console_script, hostile_days, run_on_terminal
 
 PACKAGE = Path(accounts_job.__file__).parent
@@ -218,6 +218,127 @@ def test_a_fresh_cache_folder_is_seeded_from_the_package(warmed, inputs, tmp_pat
     loaded, saved = nights(inputs, tmp_path, env)
     assert saved == []
     assert kernel_names(loaded) >= RUN_KERNELS
+
+
+# The compiled code the package ships, and the stamp that keeps it honest.
+
+
+def test_a_fresh_install_loads_the_shipped_kernels(inputs, tmp_path) -> None:
+    """The package ships its kernels compiled (kernels/_compiled): a copy of it without
+    any other compiled code, as a new install has it, compiles nothing, neither in a run
+    nor in `warmup`, on any x86-64-v3 machine with uv.lock's numba and Python.
+
+    When this fails after a change to the kernels (or to numba's version), rebuild them:
+    `python3 -m uv run python tools/refresh_compiled.py`."""
+    import numba
+
+    if cpu_target() != "x86-64-v3":
+        pytest.skip("the shipped kernels are compiled for x86-64-v3")
+    tag = _cache._python_tag()
+    shipped = sorted(Path(_cache.SHIPPED).glob(f"*.{tag}.nbi"))
+    if not shipped:
+        pytest.skip(f"the package ships no compiled kernels for {tag}")
+    with open(shipped[0], "rb") as f:
+        built_with = pickle.load(f)
+    assert built_with == numba.__version__, "rebuild: tools/refresh_compiled.py"
+
+    site = tmp_path / "site"
+    shutil.copytree(PACKAGE, site / "accounts_job", ignore=shutil.ignore_patterns("__pycache__"))
+    env = environment(tmp_path, site)
+    loaded, saved = nights(inputs, tmp_path, env)
+    assert saved == [], "stale: rebuild with tools/refresh_compiled.py"
+    assert kernel_names(loaded) >= RUN_KERNELS
+    done = script("warmup", env=env)
+    assert re.search("^nothing to compile", done.stdout, re.MULTILINE), done.stdout
+    assert SAVED.findall(done.stdout) == [], "stale: rebuild with tools/refresh_compiled.py"
+
+
+LAST_LF = """
+import numpy as np
+from accounts_job.kernels.lines import last_line_end
+print(last_line_end(np.frombuffer(bytearray(b"a;b\\nc"), dtype=np.uint8))[0])
+"""
+
+
+def test_a_change_to_a_file_a_kernel_uses_makes_it_compile_again(warmed, tmp_path) -> None:
+    """A kernel's machine code holds what it uses from other files: lines.py's
+    last_line_end has bytes.py's LF built in. numba's own stamp covers only the kernel's
+    file, so after a change to bytes.py alone it would load the old code; ours covers
+    every source of the kernels."""
+    site = copy_package(tmp_path)
+    env = environment(tmp_path, site)
+    python = os.fspath(Path(console_script()).with_name("python"))
+
+    def last_lf() -> tuple[str, list[str]]:
+        done = subprocess.run(
+            [python, "-c", LAST_LF], env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()[-1], SAVED.findall(done.stdout)
+
+    assert last_lf() == ("3", [])  # loaded from the cache
+    constants = site / "accounts_job" / "kernels" / "bytes.py"
+    constants.write_text(constants.read_text().replace("\nLF = 10\n", "\nLF = 59  # ;\n"))
+    position, saved = last_lf()
+    assert position == "1"
+    assert "lines.last_line_end" in kernel_names(saved)
+
+
+def test_the_stamp_covers_every_kernel_source_and_the_codes(tmp_path, monkeypatch) -> None:
+    site = copy_package(tmp_path) / "accounts_job"
+    monkeypatch.setattr(_cache, "KERNELS", str(site / "kernels"))
+    monkeypatch.setattr(_cache, "PACKAGE", str(site))
+    stamps = []
+    for path in [*sorted((site / "kernels").glob("*.py")), site / "codes.py"]:
+        _cache.sources_stamp.cache_clear()
+        before = _cache.sources_stamp()
+        path.write_bytes(path.read_bytes() + b"\n")
+        _cache.sources_stamp.cache_clear()
+        stamps.append((path.name, before != _cache.sources_stamp()))
+    _cache.sources_stamp.cache_clear()
+    # _cache.py and __init__.py compile nothing: a change to them keeps the compiled code.
+    assert stamps == [(name, name not in ("_cache.py", "__init__.py")) for name, _ in stamps]
+
+
+def test_shipped_code_seeds_a_folder_once_per_version_of_the_sources(
+    warmed, monkeypatch, tmp_path
+) -> None:
+    """Only entries made from these sources are copied; a marker named after the stamp
+    makes later processes skip the copy; a new version of the sources seeds again and
+    leaves one marker."""
+    kernel = gather_lines
+    stem = kernel._cache._impl.filename_base
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    in_tree = Path(kernel._cache.cache_path)
+    for path in in_tree.glob(f"{stem}*"):
+        shutil.copyfile(path, shipped / path.name)
+    monkeypatch.setattr(_cache, "SHIPPED", str(shipped))
+    monkeypatch.setattr(_cache, "_SEEDED", set())
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    _cache._seed_shipped(str(folder))
+    assert (
+        index_entries(folder / f"{stem}.nbi").keys()
+        == index_entries(shipped / f"{stem}.nbi").keys()
+    )
+    markers = sorted(p.name for p in folder.glob("accounts-job-seeded-*"))
+    assert markers == [f"accounts-job-seeded-{_cache.sources_stamp().hex()[:16]}"]
+
+    # Another process, the marker there: no copy, even of what went missing.
+    (folder / f"{stem}.nbi").unlink()
+    monkeypatch.setattr(_cache, "_SEEDED", set())
+    _cache._seed_shipped(str(folder))
+    assert not (folder / f"{stem}.nbi").exists()
+
+    # Other sources: what is shipped is stale, nothing is copied, one new marker.
+    monkeypatch.setattr(_cache, "sources_stamp", lambda: b"other sources")
+    monkeypatch.setattr(_cache, "_SEEDED", set())
+    _cache._seed_shipped(str(folder))
+    assert not (folder / f"{stem}.nbi").exists()
+    assert [p.name for p in folder.glob("accounts-job-seeded-*")] == [
+        f"accounts-job-seeded-{b'other sources'.hex()[:16]}"
+    ]
 
 
 # The CPU target.

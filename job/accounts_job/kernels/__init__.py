@@ -6,9 +6,11 @@ imports only numpy, numba, `accounts_job.codes` and its neighbours in this packa
 Python that drives each kernel sits one layer up (`io.blocks` drives `lines`,
 `engine.references` drives `references`, `engine.ledger` drives `rules`, and so on).
 
-Every kernel is compiled on its first call and cached on disk (`cache=True`). Python
-imports this module before any kernel module, so it chooses the CPU target and where the
-cache lives (`_cache.install()`) before the first kernel is defined.
+Every kernel is compiled on its first call and cached on disk (`cache=True`); the
+package ships that cache, built for the common CPU level, numba and Python, in
+`_compiled`. Python imports this module before any kernel module, so it chooses the CPU
+target, the cache's stamp and where the cache lives (`_cache.install()`) before the first
+kernel is defined.
 """
 
 from . import _cache

@@ -1,9 +1,23 @@
 """Where the kernels' machine code is cached on disk, and for which CPU it is compiled.
 
 numba compiles a kernel on its first call and caches the machine code (`cache=True`),
-keyed on the SHA-256 of the kernel's source file (not its modification time), its
-bytecode, numba's version and the CPU target. `install()` runs before the first kernel
-module is imported (kernels/__init__.py calls it) and makes that cache serve deployments:
+keyed on a stamp of its source, its bytecode, numba's version and the CPU target.
+`install()` runs before the first kernel module is imported (kernels/__init__.py calls
+it) and makes that cache serve deployments:
+
+- The stamp. numba's own is the SHA-256 of the kernel's file alone, yet a kernel's
+  machine code holds the kernels of other files it calls (rules.py's calls bitmaps.py's):
+  after a change to bitmaps.py, numba would load the rules' old code. Ours is one SHA-256
+  of every source the kernels are compiled from (`sources_stamp`), so a change to any of
+  them makes every cached kernel stale, and none can load code of another version. Like
+  numba's, it ignores modification times.
+- Compiled code shipped with the package. `kernels/_compiled` holds the cache of every
+  kernel `accounts-job warmup` compiles, built for x86-64-v3 with the numba and the
+  Python that uv.lock names (`python tools/refresh_compiled.py` rebuilds it). The first
+  time a cache folder is used with this version of the sources, its fresh entries are
+  copied in, so that a new install's first run loads instead of compiling for half a
+  minute. Entries for another version of the sources, another numba or another CPU level
+  are never copied or never match: the kernel then compiles, as it would have anyway.
 
 - The CPU target. numba compiles for this very CPU by default, its model name and every
   feature flag in the cache's key, so a cache built on one model of CPU (an image build,
@@ -28,6 +42,8 @@ module is imported (kernels/__init__.py calls it) and makes that cache serve dep
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import itertools
 import os
 import pickle
@@ -46,6 +62,9 @@ from numba.misc.appdirs import AppDirs
 
 # The accounts_job package folder: the locator serves only its source files.
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KERNELS = os.path.dirname(os.path.abspath(__file__))
+# The compiled code the package ships (see the module docstring).
+SHIPPED = os.path.join(KERNELS, "_compiled")
 
 # The x86-64 micro-architecture levels (the psABI's), highest first, by the LLVM feature
 # names a CPU must have for each. v4 (AVX-512) is left out: many current CPUs lack it.
@@ -117,6 +136,9 @@ class PackageLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
     def get_cache_path(self) -> str:
         return self._cache_path
 
+    def get_source_stamp(self) -> bytes:
+        return sources_stamp()
+
     @classmethod
     def from_function(cls, py_func: object, py_file: str) -> PackageLocator | None:
         path = os.path.abspath(py_file)
@@ -132,11 +154,13 @@ class PackageLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
                     continue
                 # Once per folder, not once per kernel: the check writes a file.
                 _WRITABLE.add(folder)
+            # Seeding only saves compiling: whatever goes wrong (an unreadable or
+            # foreign file), the kernel compiles, as it would have anyway.
             if folder != in_tree:
-                # Seeding only saves compiling: whatever goes wrong (an unreadable or
-                # foreign file), the kernel compiles, as it would have anyway.
                 with contextlib.suppress(Exception):
                     self.seed(in_tree)
+            with contextlib.suppress(Exception):
+                _seed_shipped(folder)
             return self
         return None  # no writable folder at all: numba's own fallbacks decide
 
@@ -145,48 +169,100 @@ class PackageLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
         func = self._py_func
         modname = os.path.splitext(os.path.basename(self._py_file))[0]
         qualname = func.__qualname__.replace("<", "").replace(">", "")  # type: ignore[attr-defined]
-        major, minor = sys.version_info[:2]
-        python = f"{major}{minor}{getattr(sys, 'abiflags', '')}"
-        return f"{modname}.{qualname}-{self._lineno}.py{python}"
+        return f"{modname}.{qualname}-{self._lineno}.{_python_tag()}"
 
     def seed(self, source: str) -> None:
         """Copy into this cache folder the entries of `source`'s index for this kernel
-        that this folder's index lacks, then merge the indexes.
+        that this folder's index lacks (see `seed`)."""
+        seed(self.stem(), source, self._cache_path, self.get_source_stamp())
 
-        Data files are copied under names this folder's index does not use, and the index
-        is replaced last, atomically: a process loading from here meanwhile sees the old
-        index and the files it names, or the new one and all of its files.
-        """
-        stem = self.stem()
-        index = f"{stem}.nbi"
-        source_index = os.path.join(source, index)
-        target_index = os.path.join(self._cache_path, index)
-        if not os.path.exists(source_index) or _same_bytes(source_index, target_index):
-            return
-        stamp = self.get_source_stamp()
-        theirs = _fresh_entries(source_index, stamp)
-        ours = _fresh_entries(target_index, stamp)
-        missing = {key: name for key, name in theirs.items() if key not in ours}
-        if not missing:
-            return
-        used = set(ours.values())
-        numbers = itertools.count(1)
-        for key, name in missing.items():
-            new = next(
-                n
-                for n in (f"{stem}.{i}.nbc" for i in numbers)
-                if n not in used and not os.path.exists(os.path.join(self._cache_path, n))
-            )
-            with open(os.path.join(source, name), "rb") as f:
-                _write_atomically(os.path.join(self._cache_path, new), f.read())
-            ours[key] = new
-            used.add(new)
-        # numba's index format (caching.IndexDataCacheFile): its version, then the source
-        # stamp and the entries, serialized as numba does.
-        _write_atomically(
-            target_index,
-            pickle.dumps(numba.__version__, protocol=-1) + dumps((stamp, ours)),
+
+def seed(stem: str, source: str, target: str, stamp: bytes) -> None:
+    """Copy into the cache folder `target` the entries of `source`'s index for the kernel
+    `stem` that are fresh (made from sources of this `stamp`, by this numba) and that
+    `target`'s index lacks, then merge the indexes.
+
+    Data files are copied under names `target`'s index does not use, and the index is
+    replaced last, atomically: a process loading from there meanwhile sees the old index
+    and the files it names, or the new one and all of its files.
+    """
+    index = f"{stem}.nbi"
+    source_index = os.path.join(source, index)
+    target_index = os.path.join(target, index)
+    if not os.path.exists(source_index) or _same_bytes(source_index, target_index):
+        return
+    theirs = _fresh_entries(source_index, stamp)
+    ours = _fresh_entries(target_index, stamp)
+    missing = {key: name for key, name in theirs.items() if key not in ours}
+    if not missing:
+        return
+    used = set(ours.values())
+    numbers = itertools.count(1)
+    for key, name in missing.items():
+        new = next(
+            n
+            for n in (f"{stem}.{i}.nbc" for i in numbers)
+            if n not in used and not os.path.exists(os.path.join(target, n))
         )
+        with open(os.path.join(source, name), "rb") as f:
+            _write_atomically(os.path.join(target, new), f.read())
+        ours[key] = new
+        used.add(new)
+    # numba's index format (caching.IndexDataCacheFile): its version, then the source
+    # stamp and the entries, serialized as numba does.
+    _write_atomically(
+        target_index,
+        pickle.dumps(numba.__version__, protocol=-1) + dumps((stamp, ours)),
+    )
+
+
+@functools.cache
+def sources_stamp() -> bytes:
+    """The SHA-256 of every source the kernels are compiled from: this package's modules
+    (but this one and __init__.py, which compile nothing) and the codes they share with
+    the rest of the job. Read once per process."""
+    digest = hashlib.sha256()
+    skip = ("_cache.py", "__init__.py")
+    names = sorted(n for n in os.listdir(KERNELS) if n.endswith(".py") and n not in skip)
+    for path in [os.path.join(KERNELS, n) for n in names] + [os.path.join(PACKAGE, "codes.py")]:
+        with open(path, "rb") as f:
+            data = f.read()
+        digest.update(f"{os.path.basename(path)} {len(data)}\n".encode())
+        digest.update(data)
+    return digest.digest()
+
+
+# Cache folders that `_seed_shipped` has seen in this process.
+_SEEDED: set[str] = set()
+
+
+def _seed_shipped(folder: str) -> None:
+    """Seed `folder` from the shipped compiled code, once per version of the sources: a
+    marker file named after the stamp says it was done (so that a later run, or a kernel
+    compiled in `folder` since, costs one look, not a copy)."""
+    if folder in _SEEDED:
+        return
+    _SEEDED.add(folder)
+    stamp = sources_stamp()
+    marker = os.path.join(folder, f"accounts-job-seeded-{stamp.hex()[:16]}")
+    if os.path.exists(marker):
+        return
+    suffix = f".{_python_tag()}.nbi"
+    with contextlib.suppress(FileNotFoundError):  # a package without compiled code
+        for name in sorted(os.listdir(SHIPPED)):
+            if name.endswith(suffix):
+                seed(name.removesuffix(".nbi"), SHIPPED, folder, stamp)
+    for name in os.listdir(folder):  # the markers of earlier versions
+        if name.startswith("accounts-job-seeded-"):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+    _write_atomically(marker, b"")
+
+
+def _python_tag() -> str:
+    """`py311` and the like, as numba ends its cache files' names."""
+    major, minor = sys.version_info[:2]
+    return f"py{major}{minor}{getattr(sys, 'abiflags', '')}"
 
 
 def _folders(py_file: str, in_tree: str) -> Iterator[str]:
