@@ -317,7 +317,7 @@ def test_shipped_code_seeds_a_folder_once_per_version_of_the_sources(
     monkeypatch.setattr(_cache, "_SEEDED", set())
     folder = tmp_path / "cache"
     folder.mkdir()
-    _cache._seed_shipped(str(folder))
+    _cache._seed_folder(str(folder), str(folder))
     assert (
         index_entries(folder / f"{stem}.nbi").keys()
         == index_entries(shipped / f"{stem}.nbi").keys()
@@ -328,17 +328,91 @@ def test_shipped_code_seeds_a_folder_once_per_version_of_the_sources(
     # Another process, the marker there: no copy, even of what went missing.
     (folder / f"{stem}.nbi").unlink()
     monkeypatch.setattr(_cache, "_SEEDED", set())
-    _cache._seed_shipped(str(folder))
+    _cache._seed_folder(str(folder), str(folder))
     assert not (folder / f"{stem}.nbi").exists()
 
     # Other sources: what is shipped is stale, nothing is copied, one new marker.
     monkeypatch.setattr(_cache, "sources_stamp", lambda: b"other sources")
     monkeypatch.setattr(_cache, "_SEEDED", set())
-    _cache._seed_shipped(str(folder))
+    _cache._seed_folder(str(folder), str(folder))
     assert not (folder / f"{stem}.nbi").exists()
     assert [p.name for p in folder.glob("accounts-job-seeded-*")] == [
         f"accounts-job-seeded-{b'other sources'.hex()[:16]}"
     ]
+
+
+# Loading without numba's compiler.
+
+# Modules numba's full refresh of its target context imports, which loading a cached
+# kernel does not need.
+COMPILER_ONLY = (
+    "numba.np.random.generator_methods",
+    "numba.np.polynomial.polynomial_core",
+    "numba.typed.dictobject",
+)
+UNSET = f"""
+import sys
+from accounts_job.cli import app
+try:
+    app(sys.argv[1:])
+except SystemExit as e:
+    assert not e.code, e.code
+print("compiler:", sorted(m for m in {COMPILER_ONLY!r} if m in sys.modules))
+"""
+
+
+def test_a_run_that_loads_its_kernels_skips_numbas_compiler_set_up(
+    warmed, inputs, tmp_path
+) -> None:
+    """A run whose kernels all load never sets up numba's compiler (about 0.4 s of every
+    run): loading runs the machine code with NRT alone. Its answers are the same as a run
+    in this process, whose kernels numba set up as it always does."""
+    from accounts_job import process
+
+    site = copy_package(tmp_path)
+    env = environment(tmp_path, site)
+    python = os.fspath(Path(console_script()).with_name("python"))
+    out = tmp_path / "child.csv"
+    args = ["run", str(inputs["night-1"]), "--out", str(out), "--quiet"]
+    done = subprocess.run(
+        [python, "-c", UNSET, *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert SAVED.findall(done.stdout) == []
+    assert kernel_names(LOADED.findall(done.stdout)) >= {"parse.parse_lines", "rules.apply_batch"}
+    assert "compiler: []" in done.stdout
+    here = tmp_path / "here.csv"
+    process(inputs["night-1"], accounts_to=here)
+    assert out.read_bytes() == here.read_bytes()
+
+
+OTHER = """
+import sys
+from numba import njit
+import accounts_job.kernels  # our load, installed; not for this function
+
+@njit(cache=True)
+def double(x):
+    return 2 * x
+
+print(double(21), "compiler:", sorted(m for m in {modules!r} if m in sys.modules))
+"""
+
+
+def test_other_numba_functions_load_as_numba_loads_them(tmp_path) -> None:
+    """Only our kernels skip the set-up: another cached function, whose needs we do not
+    know, loads after numba's full refresh as it always does."""
+    (tmp_path / "other.py").write_text(OTHER.format(modules=COMPILER_ONLY))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env["NUMBA_DEBUG_CACHE"] = "1"
+    python = os.fspath(Path(console_script()).with_name("python"))
+    for what in ("data saved", "data loaded"):
+        done = subprocess.run(
+            [python, "other.py"], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"[cache] {what}" in done.stdout
+        assert f"42 compiler: {sorted(COMPILER_ONLY)}" in done.stdout
 
 
 # The CPU target.

@@ -18,6 +18,17 @@ it) and makes that cache serve deployments:
   copied in, so that a new install's first run loads instead of compiling for half a
   minute. Entries for another version of the sources, another numba or another CPU level
   are never copied or never match: the kernel then compiles, as it would have anyway.
+- Loading without numba's compiler. Before it loads a cached kernel, numba refreshes its
+  whole target context: it imports and registers every implementation it could ever
+  compile (numpy's ufuncs, typed dicts and lists, random, linalg...), about 0.4 s of every
+  run, for code it is not going to compile. Loading needs none of it, only the C symbols
+  the machine code calls: Python's own, numba's helpers and exception classes (registered
+  when numba's target context is made), its threads (each parallel kernel's cache entry
+  starts them itself) and its memory manager, NRT. So our kernels' loads start NRT and
+  load (`_load_overload`); other numba functions in the process load as numba does, and
+  a kernel that has to be compiled after all gets the full refresh from numba's
+  compiler, as before. tests/job/test_warmup.py loads every kernel this way in new
+  processes, and checks that the compiler's implementations stay unimported.
 
 - The CPU target. numba compiles for this very CPU by default, its model name and every
   feature flag in the cache's key, so a cache built on one model of CPU (an image build,
@@ -56,7 +67,8 @@ from collections.abc import Iterator
 
 import numba
 from numba.core import config
-from numba.core.caching import CacheImpl, _CacheLocator, _SourceFileBackedLocatorMixin
+from numba.core.caching import Cache, CacheImpl, _CacheLocator, _SourceFileBackedLocatorMixin
+from numba.core.runtime import nrt
 from numba.core.serialize import dumps
 from numba.misc.appdirs import AppDirs
 
@@ -74,10 +86,27 @@ LEVELS = (("x86-64-v3", _V3), ("x86-64-v2", _V2))
 
 
 def install() -> None:
-    """Choose the CPU target and register `PackageLocator` with numba (idempotent)."""
+    """Choose the CPU target, register `PackageLocator` with numba and have our kernels
+    load without the compiler's set-up (idempotent)."""
     choose_cpu_target()
     if PackageLocator not in CacheImpl._locator_classes:
         CacheImpl._locator_classes.insert(0, PackageLocator)
+    if Cache.load_overload is not _load_overload:
+        Cache.load_overload = _load_overload  # type: ignore[method-assign]
+
+
+# numba's own Cache.load_overload, for every function but our kernels.
+_numba_load_overload = Cache.load_overload
+
+
+def _load_overload(self: Cache, sig: object, target_context: object) -> object:
+    """numba's Cache.load_overload, but for our kernels without its refresh of the whole
+    target context first (see the module docstring): NRT is all a load needs."""
+    if not isinstance(self._impl.locator, PackageLocator):
+        return _numba_load_overload(self, sig, target_context)
+    nrt.rtsys.initialize(target_context)
+    with self._guard_against_spurious_io_errors():
+        return self._load_overload(sig, target_context)
 
 
 def choose_cpu_target() -> str | None:
@@ -156,11 +185,11 @@ class PackageLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
                 _WRITABLE.add(folder)
             # Seeding only saves compiling: whatever goes wrong (an unreadable or
             # foreign file), the kernel compiles, as it would have anyway.
+            with contextlib.suppress(Exception):
+                _seed_folder(folder, in_tree)
             if folder != in_tree:
                 with contextlib.suppress(Exception):
                     self.seed(in_tree)
-            with contextlib.suppress(Exception):
-                _seed_shipped(folder)
             return self
         return None  # no writable folder at all: numba's own fallbacks decide
 
@@ -232,14 +261,18 @@ def sources_stamp() -> bytes:
     return digest.digest()
 
 
-# Cache folders that `_seed_shipped` has seen in this process.
+# Cache folders that `_seed_folder` has seen in this process.
 _SEEDED: set[str] = set()
 
 
-def _seed_shipped(folder: str) -> None:
-    """Seed `folder` from the shipped compiled code, once per version of the sources: a
-    marker file named after the stamp says it was done (so that a later run, or a kernel
-    compiled in `folder` since, costs one look, not a copy)."""
+def _seed_folder(folder: str, in_tree: str) -> None:
+    """Seed `folder` for every kernel at once, from `in_tree` (the kernels' `__pycache__`,
+    when `folder` is another) and then from the shipped compiled code, once per version of
+    the sources: a marker file named after the stamp says it was done (so that a later
+    run, or a kernel compiled in `folder` since, costs one look, not a copy).
+
+    Every kernel, not only those this process imports: a kernel imported by a later
+    process then finds all it can use already there, and nothing is copied twice."""
     if folder in _SEEDED:
         return
     _SEEDED.add(folder)
@@ -248,10 +281,11 @@ def _seed_shipped(folder: str) -> None:
     if os.path.exists(marker):
         return
     suffix = f".{_python_tag()}.nbi"
-    with contextlib.suppress(FileNotFoundError):  # a package without compiled code
-        for name in sorted(os.listdir(SHIPPED)):
-            if name.endswith(suffix):
-                seed(name.removesuffix(".nbi"), SHIPPED, folder, stamp)
+    for source in ([in_tree] if folder != in_tree else []) + [SHIPPED]:
+        with contextlib.suppress(FileNotFoundError):  # no cache there, no compiled code
+            for name in sorted(os.listdir(source)):
+                if name.endswith(suffix):
+                    seed(name.removesuffix(".nbi"), source, folder, stamp)
     for name in os.listdir(folder):  # the markers of earlier versions
         if name.startswith("accounts-job-seeded-"):
             with contextlib.suppress(OSError):
