@@ -364,7 +364,7 @@ print("compiler:", sorted(m for m in {COMPILER_ONLY!r} if m in sys.modules))
 def test_a_run_that_loads_its_kernels_skips_numbas_compiler_set_up(
     warmed, inputs, tmp_path
 ) -> None:
-    """A run whose kernels all load never sets up numba's compiler (about 0.4 s of every
+    """A run whose kernels all load never sets up numba's compiler (about 0.2 s of every
     run): loading runs the machine code with NRT alone. Its answers are the same as a run
     in this process, whose kernels numba set up as it always does."""
     from accounts_job import process

@@ -20,7 +20,7 @@ it) and makes that cache serve deployments:
   are never copied or never match: the kernel then compiles, as it would have anyway.
 - Loading without numba's compiler. Before it loads a cached kernel, numba refreshes its
   whole target context: it imports and registers every implementation it could ever
-  compile (numpy's ufuncs, typed dicts and lists, random, linalg...), about 0.4 s of every
+  compile (numpy's ufuncs, typed dicts and lists, random, linalg...), about 0.2 s of every
   run, for code it is not going to compile. Loading needs none of it, only the C symbols
   the machine code calls: Python's own, numba's helpers and exception classes (registered
   when numba's target context is made), its threads (each parallel kernel's cache entry
