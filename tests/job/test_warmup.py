@@ -240,7 +240,15 @@ def test_a_fresh_install_loads_the_shipped_kernels(inputs, tmp_path) -> None:
         pytest.skip(f"the package ships no compiled kernels for {tag}")
     with open(shipped[0], "rb") as f:
         built_with = pickle.load(f)
-    assert built_with == numba.__version__, "rebuild: tools/refresh_compiled.py"
+    if built_with != numba.__version__:
+        # CI installs uv.lock's numba, which the shipped code must match; an environment
+        # installed another way may hold another numba, for which it is not meant.
+        message = (
+            f"the shipped kernels are built with numba {built_with}, this is {numba.__version__}"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: rebuild them with tools/refresh_compiled.py")
+        pytest.skip(message)
 
     site = tmp_path / "site"
     shutil.copytree(PACKAGE, site / "accounts_job", ignore=shutil.ignore_patterns("__pycache__"))
