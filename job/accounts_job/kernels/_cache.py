@@ -102,7 +102,7 @@ _numba_load_overload = Cache.load_overload
 def _load_overload(self: Cache, sig: object, target_context: object) -> object:
     """numba's Cache.load_overload, but for our kernels without its refresh of the whole
     target context first (see the module docstring): NRT is all a load needs."""
-    if not isinstance(self._impl.locator, PackageLocator):
+    if not isinstance(getattr(getattr(self, "_impl", None), "locator", None), PackageLocator):
         return _numba_load_overload(self, sig, target_context)
     nrt.rtsys.initialize(target_context)
     with self._guard_against_spurious_io_errors():
