@@ -90,6 +90,22 @@ def script(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[st
     return done
 
 
+def python(
+    *args: object, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The environment's Python with `args` (`-c CODE ...`, or a script), which must exit 0."""
+    done = subprocess.run(
+        [os.fspath(Path(console_script()).with_name("python")), *map(str, args)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def nights(inputs: dict[str, Path], out: Path, env: dict[str, str]) -> tuple[list, list]:
     """Both nights as two runs on a fresh state folder: (kernel files loaded, saved)."""
     loaded, saved = [], []
@@ -275,13 +291,9 @@ def test_a_change_to_a_file_a_kernel_uses_makes_it_compile_again(warmed, tmp_pat
     every source of the kernels."""
     site = copy_package(tmp_path)
     env = environment(tmp_path, site)
-    python = os.fspath(Path(console_script()).with_name("python"))
 
     def last_lf() -> tuple[str, list[str]]:
-        done = subprocess.run(
-            [python, "-c", LAST_LF], env=env, capture_output=True, text=True, timeout=600
-        )
-        assert done.returncode == 0, done.stderr
+        done = python("-c", LAST_LF, env=env)
         return done.stdout.splitlines()[-1], SAVED.findall(done.stdout)
 
     assert last_lf() == ("3", [])  # loaded from the cache
@@ -379,13 +391,8 @@ def test_a_run_that_loads_its_kernels_skips_numbas_compiler_set_up(
 
     site = copy_package(tmp_path)
     env = environment(tmp_path, site)
-    python = os.fspath(Path(console_script()).with_name("python"))
     out = tmp_path / "child.csv"
-    args = ["run", str(inputs["night-1"]), "--out", str(out), "--quiet"]
-    done = subprocess.run(
-        [python, "-c", UNSET, *args], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr
+    done = python("-c", UNSET, "run", inputs["night-1"], "--out", out, "--quiet", env=env)
     assert SAVED.findall(done.stdout) == []
     assert kernel_names(LOADED.findall(done.stdout)) >= {"parse.parse_lines", "rules.apply_batch"}
     assert "compiler: []" in done.stdout
@@ -413,12 +420,8 @@ def test_other_numba_functions_load_as_numba_loads_them(tmp_path) -> None:
     (tmp_path / "other.py").write_text(OTHER.format(modules=COMPILER_ONLY))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env["NUMBA_DEBUG_CACHE"] = "1"
-    python = os.fspath(Path(console_script()).with_name("python"))
     for what in ("data saved", "data loaded"):
-        done = subprocess.run(
-            [python, "other.py"], cwd=tmp_path, env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
+        done = python("other.py", env=env, cwd=tmp_path)
         assert f"[cache] {what}" in done.stdout
         assert f"42 compiler: {sorted(COMPILER_ONLY)}" in done.stdout
 
@@ -453,16 +456,8 @@ def test_a_cache_built_on_one_cpu_model_serves_another(warmed, inputs, tmp_path)
         pytest.skip("the CPU target is chosen on x86-64 only")
     site = copy_package(tmp_path)
     env = environment(tmp_path, site)
-    python = os.fspath(Path(console_script()).with_name("python"))
-    args = ["run", str(inputs["night-1"]), "--out", str(tmp_path / "a.csv"), "--quiet"]
-    done = subprocess.run(
-        [python, "-c", PRETEND, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
+    args = ["run", inputs["night-1"], "--out", tmp_path / "a.csv", "--quiet"]
+    done = python("-c", PRETEND, *args, env=env)
     magic = done.stdout.splitlines()[0]
     assert "pretend-cpu" not in magic and "x86-64-v" in magic, magic
     assert SAVED.findall(done.stdout) == []
@@ -501,11 +496,7 @@ def test_the_cpu_target_and_the_users_choice(env: dict[str, str], expected: str)
     if not _is_x86_64():
         pytest.skip("the CPU target is chosen on x86-64 only")
     base = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
-    python = Path(console_script()).with_name("python")
-    done = subprocess.run(
-        [str(python), "-c", CPU], env={**base, **env}, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    done = python("-c", CPU, env={**base, **env})
     assert done.stdout.strip().startswith(expected)
     if not env:
         assert done.stdout.strip().endswith("''")
